@@ -1,0 +1,711 @@
+"""AgentBus: lifecycle, registration, and send / request / publish / broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import ValidationError
+
+from .clock import Clock, SystemClock
+from .components import BusComponents
+from .constitution import Constitution, HashRotation, load_bundle
+from .dead_letters import DeadLetterStore
+from .delivery import Dispatcher
+from .errors import (
+    AgentNotRegisteredError,
+    BackpressureError,
+    BusNotStartedError,
+    BusStateError,
+    ConfigurationError,
+    ConstitutionalHashMismatchError,
+    DeliveryFailedError,
+    MessageDeniedError,
+    MessageTimeoutError,
+    MessageValidationError,
+    TenantIsolationError,
+)
+from .mailbox import Envelope, Mailbox, PutOutcome
+from .models import (
+    AGENT_ID_PATTERN,
+    AgentMessage,
+    DeadLetter,
+    DeliveryResult,
+    DeliveryStatus,
+    Reason,
+    describe_validation_error,
+    validate_json_object,
+)
+from .observers import BusObserver
+from .pipeline import Pipeline, StageContext, VerdictKind
+from .registry import AgentRecord, AgentRegistry, Handler, check_identifier, check_topic
+from .settings import BackpressurePolicy, BusSettings
+from .tasks import TaskSupervisor
+from .timers import TimerWheel
+
+logger = logging.getLogger(__name__)
+
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)
+
+
+class BusState(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    DRAINING = "draining"  # stop() called: in-flight conversations may finish
+    STOPPED = "stopped"
+
+
+def _expire_reply(
+    reply: asyncio.Future[AgentMessage], message: AgentMessage, timeout_s: float
+) -> None:
+    if not reply.done():
+        reply.set_exception(
+            MessageTimeoutError(message.message_id, message.to_agent or "", timeout_s)
+        )
+
+
+class AgentBus:
+    """An in-process message bus whose every message passes the constitution's pipeline.
+
+    Example::
+
+        async with AgentBus() as bus:
+            await bus.register_agent("planner", planner, tenant_id="acme", role="planner")
+            await bus.register_agent("coder", coder, tenant_id="acme", role="worker")
+            message = bus.message("planner", "coder", {"task": "write tests"})
+            result = await bus.send_message(message)
+
+    Args:
+        settings: a :class:`BusSettings`; None builds one from ``AGENTBUS_*`` variables.
+        observers: extra :class:`BusObserver` s that see every decision and dead letter.
+        clock: the monotonic clock for hash rotation (tests pass a ``FakeClock``).
+    """
+
+    def __init__(
+        self,
+        settings: BusSettings | None = None,
+        *,
+        observers: Sequence[BusObserver] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        self._settings = settings if settings is not None else BusSettings()
+        self._clock = clock or SystemClock()
+        self._state = BusState.NEW
+        self._registry = AgentRegistry()
+        self._supervisor = TaskSupervisor()
+        self._timers = TimerWheel()
+        self._components = BusComponents(self._settings, self._supervisor)
+        self._observers: tuple[BusObserver, ...] = (*self._components.observers, *observers)
+        self._dead_letters = DeadLetterStore(
+            self._settings.dead_letter_capacity, self._notify_dead_letter
+        )
+        self._constitution: Constitution = load_bundle(self._settings.constitution_path)
+        self._rotation = HashRotation(
+            self._constitution.hash, grace_s=self._settings.rotation_grace_s, clock=self._clock
+        )
+        self._pipeline: Pipeline = self._components.build_pipeline(
+            self._constitution, self._rotation
+        )
+        self._counts: dict[DeliveryStatus, int] = dict.fromkeys(DeliveryStatus, 0)
+        self._denied_by_code: Counter[str] = Counter()
+        self.observer_errors_total = 0
+
+    # ── lifecycle ────────────────────────────────────────────────────────────
+
+    @property
+    def state(self) -> BusState:
+        return self._state
+
+    @property
+    def settings(self) -> BusSettings:
+        return self._settings
+
+    async def start(self) -> None:
+        """Start background work; returns once the bus accepts messages.
+
+        Raises:
+            BusStateError: the bus was already started (create a new bus instead).
+        """
+        if self._state is not BusState.NEW:
+            raise BusStateError(
+                f"AgentBus is {self._state.value}; start() runs once. Create a new AgentBus."
+            )
+        await self._components.start(self._registry, self._pipeline)
+        self._state = BusState.RUNNING
+        logger.info(
+            "agent bus started (constitution %s)",
+            self._constitution.hash[:12],
+            extra={"constitutional_hash": self._constitution.hash},
+        )
+
+    async def stop(self) -> None:
+        """Drain mailboxes, flush background queues, and stop. Idempotent.
+
+        Mailboxes get ``drain_timeout_s`` to empty (handlers may still send while
+        draining); whatever is left is dead-lettered, never silently dropped.
+
+        Raises:
+            BusStateError: a background task failed while the bus ran (from the cause).
+        """
+        if self._state is BusState.NEW:
+            self._state = BusState.STOPPED
+            return
+        if self._state is not BusState.RUNNING:
+            return
+        self._state = BusState.DRAINING
+        drained = await self._drain(self._settings.drain_timeout_s)
+        self._state = BusState.STOPPED
+        workers = []
+        for record in self._registry:
+            dispatcher = self._dispatcher(record)
+            for envelope in record.mailbox.close():
+                dispatcher.fail(envelope, "bus stopped before delivery", "drain_timeout", 0)
+            if record.mailbox.worker is not None:
+                workers.append(record.mailbox.worker)
+                record.mailbox.worker.cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+        if not drained:
+            logger.warning(
+                "drain timed out after %ss; undelivered messages dead-lettered",
+                self._settings.drain_timeout_s,
+            )
+        await self._components.aclose()
+        await self._supervisor.aclose()
+        self._timers.close()
+        failure = self._supervisor.failure
+        if failure is not None:
+            raise BusStateError("a background task of the bus failed; see the cause") from failure
+
+    aclose = stop
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) in (BusState.RUNNING, BusState.DRAINING):
+            warnings.warn(
+                "AgentBus was started but never stopped; use 'async with AgentBus()' or "
+                "'await bus.stop()' so mailboxes drain and audit records flush",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    async def _drain(self, timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            workers = []
+            for record in self._registry:
+                record.mailbox.stop_lingering()
+                if record.mailbox.worker is not None:
+                    workers.append(record.mailbox.worker)
+            if not workers:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(workers, timeout=remaining)
+
+    def _ensure_running(self) -> None:
+        if self._state is not BusState.RUNNING and self._state is not BusState.DRAINING:
+            raise BusNotStartedError(self._state.value)
+        failure = self._supervisor.failure
+        if failure is not None:
+            raise BusStateError(
+                "a background task of the bus failed; stop this bus and start a new one"
+            ) from failure
+
+    # ── constitution ─────────────────────────────────────────────────────────
+
+    @property
+    def constitutional_hash(self) -> str:
+        """SHA-256 of the active constitution bundle's canonical content."""
+        return self._constitution.hash
+
+    @property
+    def constitution(self) -> Constitution:
+        return self._constitution
+
+    @property
+    def pipeline_stages(self) -> tuple[str, ...]:
+        """Names of the validation stages, in the order they run."""
+        return self._pipeline.names
+
+    async def load_constitution(self, path: str | Path) -> str:
+        """Load a bundle and swap it in atomically; returns the new constitutional hash.
+
+        The previous hash stays accepted for ``rotation_grace_s``. If the bundle
+        fails to load or compile, the bus keeps its current constitution.
+
+        Raises:
+            ConfigurationError: the bundle is missing, unreadable or invalid.
+        """
+        constitution = await asyncio.to_thread(load_bundle, path)
+        pipeline = await asyncio.to_thread(
+            self._components.build_pipeline, constitution, self._rotation
+        )
+        previous = self._constitution
+        # One synchronous step: no message ever sees the new pipeline with the old hash.
+        self._constitution, self._pipeline = constitution, pipeline
+        if constitution.hash != previous.hash:
+            self._rotation.rotate(constitution.hash)
+        if self._state is BusState.RUNNING:
+            await self._components.on_constitution_loaded(self._registry, pipeline)
+        logger.info(
+            "constitution %s loaded from %s (previous %s accepted for %ss)",
+            constitution.hash[:12],
+            constitution.path,
+            previous.hash[:12],
+            self._settings.rotation_grace_s,
+        )
+        return constitution.hash
+
+    # ── registry ─────────────────────────────────────────────────────────────
+
+    async def register_agent(
+        self,
+        agent_id: str,
+        handler: Handler,
+        *,
+        tenant_id: str,
+        role: str = "worker",
+        capabilities: Iterable[str] = (),
+        mailbox_size: int | None = None,
+        backpressure: BackpressurePolicy | None = None,
+    ) -> None:
+        """Register an agent: ``async def handler(message, context) -> dict | None``.
+
+        Raises:
+            DuplicateAgentError: ``agent_id`` is taken.
+            MessageValidationError: an id is malformed.
+            ConfigurationError: ``handler`` is not an async function, or a bad mailbox option.
+        """
+        check_identifier(agent_id, "agent_id")
+        check_identifier(tenant_id, "tenant_id")
+        check_identifier(role, "role")
+        if not (
+            inspect.iscoroutinefunction(handler)
+            or inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004
+        ):
+            raise ConfigurationError(
+                f"handler for agent {agent_id!r} must be an async function "
+                f"'async def handler(message, context)', not {handler!r}"
+            )
+        defaults = self._settings.mailbox
+        if mailbox_size is not None and mailbox_size < 1:
+            raise ConfigurationError(f"mailbox_size={mailbox_size!r} must be at least 1")
+        if backpressure is not None and backpressure not in ("wait", "reject", "drop_oldest"):
+            raise ConfigurationError(
+                f"backpressure={backpressure!r} must be 'wait', 'reject' or 'drop_oldest'"
+            )
+        record = AgentRecord(
+            agent_id=agent_id,
+            tenant_id=tenant_id,
+            role=role,
+            capabilities=frozenset(capabilities),
+            handler=handler,
+            mailbox=None,  # type: ignore[arg-type]  # set below: the mailbox needs the record
+        )
+        dispatcher = self._dispatcher(record)
+        record.mailbox = Mailbox(
+            agent_id,
+            maxsize=mailbox_size or defaults.maxsize,
+            backpressure=backpressure or defaults.backpressure,
+            put_timeout_s=defaults.put_timeout_s,
+            idle_linger_s=defaults.idle_linger_s,
+            deliver=dispatcher.deliver,
+            spawn=self._spawn,
+            on_drop=lambda envelope: dispatcher.fail(
+                envelope, "dropped to make room for a newer event", "dropped_oldest", 0
+            ),
+            timers=self._timers,
+        )
+        self._registry.add(record)
+
+    async def unregister_agent(self, agent_id: str) -> None:
+        """Remove an agent; messages still queued for it are dead-lettered.
+
+        Raises:
+            AgentNotRegisteredError: no such agent.
+        """
+        record = self._registry.remove(agent_id)
+        dispatcher = self._dispatcher(record)
+        for envelope in record.mailbox.close():
+            dispatcher.fail(envelope, f"agent {agent_id!r} was unregistered", "unregistered", 0)
+
+    async def subscribe(self, agent_id: str, topic: str) -> None:
+        """Subscribe a registered agent to ``topic`` (it gets its own tenant's messages only)."""
+        self._registry.subscribe(agent_id, topic)
+
+    async def unsubscribe(self, agent_id: str, topic: str) -> None:
+        self._registry.unsubscribe(agent_id, topic)
+
+    def agents(self) -> list[AgentRecord]:
+        """Every registered agent."""
+        return list(self._registry)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        return self._supervisor.spawn(coro, name=name)
+
+    def _dispatcher(self, record: AgentRecord) -> Dispatcher:
+        return Dispatcher(
+            self,
+            record,
+            self._settings,
+            self._dead_letters.add,
+            lambda: self._constitution.hash,
+            self._timers,
+        )
+
+    # ── building messages ────────────────────────────────────────────────────
+
+    def message(
+        self,
+        from_agent: str,
+        to_agent: str | None = None,
+        payload: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> AgentMessage:
+        """Build a message from a registered agent, filling its tenant and the active hash.
+
+        Raises:
+            AgentNotRegisteredError: ``from_agent`` is not registered.
+            MessageValidationError: a field or the payload is invalid.
+        """
+        sender = self._registry.get(from_agent)
+        if not fields and (to_agent is None or _AGENT_ID.match(to_agent)):
+            try:
+                checked, size = validate_json_object(payload)
+            except ValueError as exc:
+                raise MessageValidationError(str(exc)) from None
+            return AgentMessage.from_trusted_fields(
+                from_agent=from_agent,
+                to_agent=to_agent,
+                tenant_id=sender.tenant_id,
+                payload=checked,
+                payload_size=size,
+                constitutional_hash=self._constitution.hash,
+            )
+        fields.setdefault("tenant_id", sender.tenant_id)
+        fields.setdefault("constitutional_hash", self._constitution.hash)
+        try:
+            return AgentMessage(
+                from_agent=from_agent, to_agent=to_agent, payload=payload or {}, **fields
+            )
+        except ValidationError as exc:
+            raise MessageValidationError(describe_validation_error(exc)) from None
+
+    # ── sending ──────────────────────────────────────────────────────────────
+
+    async def send_message(self, message: AgentMessage) -> DeliveryResult:
+        """Validate ``message`` and queue it for ``message.to_agent``.
+
+        A denial is a normal result (``status == DENIED`` with reasons), not an exception.
+
+        Raises:
+            BusNotStartedError: the bus is not running.
+            MessageValidationError: the message has no ``to_agent`` (use publish/broadcast).
+        """
+        self._ensure_running()
+        started = time.perf_counter_ns()
+        if message.to_agent is None:
+            raise MessageValidationError(
+                f"message {message.message_id!r} has no to_agent; set it, or use "
+                "bus.publish(topic, message) / bus.broadcast(message)"
+            )
+        return await self._send_to(message, message.to_agent, None, started)
+
+    async def request(self, message: AgentMessage, timeout: float | None = None) -> AgentMessage:
+        """Send ``message`` and wait for the handler's reply (a RESPONSE message).
+
+        Raises:
+            MessageDeniedError: the pipeline denied the message (or a subclass:
+                ConstitutionalHashMismatchError, TenantIsolationError, BackpressureError).
+            AgentNotRegisteredError: the sender or recipient is unknown.
+            MessageTimeoutError: no reply within ``timeout`` (default ``request_timeout_s``).
+            DeliveryFailedError: the handler failed on every attempt.
+            MessageValidationError: no ``to_agent``, or the handler's reply is not a JSON object.
+        """
+        self._ensure_running()
+        started = time.perf_counter_ns()
+        to_agent = message.to_agent
+        if to_agent is None:
+            raise MessageValidationError(
+                f"request() needs a recipient: message {message.message_id!r} has no to_agent"
+            )
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[AgentMessage] = loop.create_future()
+        result = await self._send_to(message, to_agent, reply, started)
+        if result.status is not DeliveryStatus.DELIVERED:
+            raise self._denial_error(result, message)
+        timeout_s = timeout if timeout is not None else self._settings.request_timeout_s
+        expiry = self._timers.schedule(timeout_s, _expire_reply, reply, message, timeout_s)
+        try:
+            return await reply
+        finally:
+            self._timers.cancel(expiry)
+
+    async def publish(self, topic: str, message: AgentMessage) -> list[DeliveryResult]:
+        """Deliver ``message`` to every subscriber of ``topic`` in the sender's tenant.
+
+        Returns one result per subscriber (the publisher itself is skipped); with no
+        subscriber, a single DEAD_LETTERED result (code ``no_subscribers``).
+        """
+        self._ensure_running()
+        started = time.perf_counter_ns()
+        check_topic(topic)
+        if message.to_agent is not None:
+            raise MessageValidationError(
+                f"message {message.message_id!r} for topic {topic!r} has to_agent="
+                f"{message.to_agent!r}; topic messages have no direct recipient"
+            )
+        if message.topic is None:
+            message = message.model_copy(update={"topic": topic})
+        elif message.topic != topic:
+            raise MessageValidationError(
+                f"message topic {message.topic!r} does not match publish topic {topic!r}"
+            )
+        sender = self._registry.find(message.from_agent)
+        if sender is None:
+            return [self._unknown_agent(message, message.from_agent, "unknown_sender", started)]
+        recipients = [
+            r
+            for r in self._registry.subscribers(topic)
+            if r.tenant_id == sender.tenant_id and r is not sender
+        ]
+        return await self._fan_out(message, sender, recipients, "no_subscribers", started)
+
+    async def broadcast(self, message: AgentMessage) -> list[DeliveryResult]:
+        """Deliver ``message`` to every other agent of the sender's tenant (never beyond it)."""
+        self._ensure_running()
+        started = time.perf_counter_ns()
+        if message.to_agent is not None:
+            raise MessageValidationError(
+                f"broadcast message {message.message_id!r} has to_agent={message.to_agent!r}; "
+                "use send_message for one recipient"
+            )
+        sender = self._registry.find(message.from_agent)
+        if sender is None:
+            return [self._unknown_agent(message, message.from_agent, "unknown_sender", started)]
+        recipients = [r for r in self._registry.tenant_members(sender.tenant_id) if r is not sender]
+        return await self._fan_out(message, sender, recipients, "no_recipients", started)
+
+    async def _fan_out(
+        self,
+        message: AgentMessage,
+        sender: AgentRecord,
+        recipients: list[AgentRecord],
+        empty_code: str,
+        started: int,
+    ) -> list[DeliveryResult]:
+        if not recipients:
+            target = f"topic:{message.topic}" if message.topic else f"tenant:{sender.tenant_id}"
+            reason = Reason(
+                "routing",
+                empty_code,
+                f"no agent in tenant {sender.tenant_id!r} receives this message ({target})",
+            )
+            self._dead_letters.add(
+                DeadLetter(
+                    message=message,
+                    recipient=target,
+                    cause=reason.message,
+                    code=empty_code,
+                    attempts=0,
+                )
+            )
+            return [self._finish(message, DeliveryStatus.DEAD_LETTERED, (reason,), None, started)]
+        return [await self._route(message, sender, r, None, started) for r in recipients]
+
+    async def _send_to(
+        self,
+        message: AgentMessage,
+        to_agent: str,
+        reply: asyncio.Future[AgentMessage] | None,
+        started: int,
+    ) -> DeliveryResult:
+        sender = self._registry.find(message.from_agent)
+        if sender is None:
+            return self._unknown_agent(message, message.from_agent, "unknown_sender", started)
+        recipient = self._registry.find(to_agent)
+        if recipient is None:
+            return self._unknown_agent(message, to_agent, "unknown_recipient", started)
+        return await self._route(message, sender, recipient, reply, started)
+
+    async def _route(
+        self,
+        message: AgentMessage,
+        sender: AgentRecord,
+        recipient: AgentRecord,
+        reply: asyncio.Future[AgentMessage] | None,
+        started: int,
+    ) -> DeliveryResult:
+        verdict = await self._pipeline.run(message, StageContext(sender, recipient, message.topic))
+        if verdict.kind is VerdictKind.DENY:
+            return self._finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
+        if verdict.kind is VerdictKind.DELIBERATE:
+            reason = Reason(
+                "deliberation",
+                "deliberation_unavailable",
+                "the message needs deliberation but this bus has no deliberation layer; "
+                "it was denied (fail closed)",
+            )
+            return self._finish(
+                message, DeliveryStatus.DENIED, (*verdict.reasons, reason), recipient, started
+            )
+        envelope = Envelope(message, reply)
+        mailbox = recipient.mailbox
+        outcome = mailbox.try_put(envelope)
+        if outcome is PutOutcome.FULL:
+            outcome = await mailbox.put_when_full(envelope)
+        if outcome is PutOutcome.ACCEPTED:
+            return self._finish(message, DeliveryStatus.DELIVERED, (), recipient, started)
+        if outcome is PutOutcome.CLOSED:
+            reason = Reason(
+                "mailbox",
+                "mailbox_closed",
+                f"agent {recipient.agent_id!r} is unregistered or the bus stopped",
+            )
+            return self._finish(message, DeliveryStatus.DENIED, (reason,), recipient, started)
+        reason = Reason(
+            "mailbox",
+            "backpressure",
+            f"mailbox of agent {recipient.agent_id!r} is full ({mailbox.maxsize} messages, "
+            f"policy {mailbox.backpressure!r}); retry later, consume faster, or raise "
+            "mailbox_size",
+        )
+        return self._finish(message, DeliveryStatus.DENIED, (reason,), recipient, started)
+
+    def _unknown_agent(
+        self, message: AgentMessage, agent_id: str, code: str, started: int
+    ) -> DeliveryResult:
+        role = "sender" if code == "unknown_sender" else "recipient"
+        reason = Reason(
+            "admission",
+            code,
+            f"{role} {agent_id!r} is not registered; register it with bus.register_agent first",
+        )
+        return self._finish(
+            message,
+            DeliveryStatus.DENIED,
+            (reason,),
+            None,
+            started,
+            recipient_id=agent_id if role == "recipient" else None,
+        )
+
+    def _finish(
+        self,
+        message: AgentMessage,
+        status: DeliveryStatus,
+        reasons: tuple[Reason, ...],
+        recipient: AgentRecord | None,
+        started: int,
+        recipient_id: str | None = None,
+    ) -> DeliveryResult:
+        result = DeliveryResult(
+            message.message_id,
+            status,
+            reasons,
+            (time.perf_counter_ns() - started) / 1000.0,
+            recipient.agent_id if recipient is not None else recipient_id,
+        )
+        self._counts[status] += 1
+        if reasons and status is DeliveryStatus.DENIED:
+            self._denied_by_code[reasons[0].code] += 1
+        for observer in self._observers:
+            try:
+                observer.on_decision(message, result)
+            except Exception:
+                self.observer_errors_total += 1
+                logger.exception("observer %r failed on_decision", observer)
+        return result
+
+    def _notify_dead_letter(self, dead_letter: DeadLetter) -> None:
+        for observer in self._observers:
+            try:
+                observer.on_dead_letter(dead_letter)
+            except Exception:
+                self.observer_errors_total += 1
+                logger.exception("observer %r failed on_dead_letter", observer)
+
+    @staticmethod
+    def _denial_error(result: DeliveryResult, message: AgentMessage) -> Exception:
+        first = result.reasons[0] if result.reasons else None
+        if first is None:
+            return MessageDeniedError(result)
+        if first.code == "unknown_sender":
+            return AgentNotRegisteredError(message.from_agent, result=result)
+        if first.code == "unknown_recipient":
+            return AgentNotRegisteredError(message.to_agent or "", result=result)
+        if first.stage == "constitution":
+            return ConstitutionalHashMismatchError(result)
+        if first.stage == "tenant":
+            return TenantIsolationError(result)
+        if first.code == "backpressure":
+            return BackpressureError(result)
+        if result.status is DeliveryStatus.DEAD_LETTERED:
+            return DeliveryFailedError(
+                DeadLetter(
+                    message=message,
+                    recipient=result.recipient or "",
+                    cause=first.message,
+                    code=first.code,
+                    attempts=0,
+                )
+            )
+        return MessageDeniedError(result)
+
+    # ── introspection ────────────────────────────────────────────────────────
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Messages accepted but not delivered, oldest first, with their causes."""
+        return self._dead_letters.snapshot()
+
+    def stats(self) -> dict[str, dict[str, float | int | str]]:
+        """Counters per component, cheap to read (the metrics exporter scrapes this)."""
+        mailboxes = [r.mailbox for r in self._registry]
+        bus: dict[str, float | int | str] = {
+            "state": self._state.value,
+            "agents": len(mailboxes),
+            "sent_total": sum(self._counts.values()),
+            "delivered_total": self._counts[DeliveryStatus.DELIVERED],
+            "denied_total": self._counts[DeliveryStatus.DENIED],
+            "deliberating_total": self._counts[DeliveryStatus.DELIBERATING],
+            "dead_lettered_total": self._dead_letters.total,
+            "dead_letters_stored": len(self._dead_letters),
+            "dead_letters_evicted_total": self._dead_letters.evicted_total,
+            "backpressure_rejections_total": sum(m.rejected_total for m in mailboxes),
+            "backpressure_drops_total": sum(m.dropped_total for m in mailboxes),
+            "mailbox_depth": sum(len(m) for m in mailboxes),
+            "active_workers": sum(1 for m in mailboxes if m.worker is not None),
+            "observer_errors_total": self.observer_errors_total,
+            "task_failures_total": self._supervisor.failures_total,
+        }
+        out: dict[str, dict[str, float | int | str]] = {
+            "bus": bus,
+            "denied_by_code": dict(self._denied_by_code),
+            "dead_letters_by_code": dict(self._dead_letters.by_code),
+        }
+        out.update(self._components.stats())
+        return out

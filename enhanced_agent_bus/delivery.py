@@ -1,0 +1,170 @@
+"""Calling a handler: timeout, retries with backoff, the reply, and dead-lettering.
+
+A handler that raises or overruns ``handler_timeout_s`` is retried
+``retry.max_retries`` times with exponential backoff; then the message goes
+to the dead-letter store with its cause and a waiting ``request()`` fails
+with :class:`DeliveryFailedError`. An invalid reply (not a JSON object, too
+large) is dead-lettered at once: retrying a deterministic bug helps no one.
+The bus keeps running whatever a handler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .context import AgentContext
+from .errors import DeliveryFailedError, MessageValidationError
+from .mailbox import Envelope
+from .models import AgentMessage, DeadLetter, MessageType, validate_json_object
+from .settings import BusSettings
+from .timers import TimerWheel
+
+if TYPE_CHECKING:
+    from .bus import AgentBus
+    from .registry import AgentRecord
+
+logger = logging.getLogger(__name__)
+
+
+def _expire(task: asyncio.Task[object], expired: list[bool]) -> None:
+    expired[0] = True
+    task.cancel()
+
+
+class Dispatcher:
+    """Delivers envelopes from one agent's mailbox to its handler."""
+
+    __slots__ = ("_bus", "_constitutional_hash", "_dead_letter", "_record", "_settings", "_timers")
+
+    def __init__(
+        self,
+        bus: AgentBus,
+        record: AgentRecord,
+        settings: BusSettings,
+        dead_letter: Callable[[DeadLetter], None],
+        constitutional_hash: Callable[[], str],
+        timers: TimerWheel,
+    ) -> None:
+        self._bus = bus
+        self._record = record
+        self._settings = settings
+        self._dead_letter = dead_letter
+        self._constitutional_hash = constitutional_hash
+        self._timers = timers
+
+    async def deliver(self, envelope: Envelope) -> None:
+        message = envelope.message
+        record = self._record
+        timeout_s = self._settings.handler_timeout_s
+        retry = self._settings.retry
+        attempts = 0
+        while True:
+            attempts += 1
+            context = AgentContext(self._bus, record.agent_id, message)
+            # The handler deadline works like asyncio.timeout() (cancel the task, turn our
+            # own cancellation into a timeout) but rides the shared timer wheel.
+            task = asyncio.current_task()
+            expired = [False]
+            entry = None
+            if timeout_s is not None and task is not None:
+                baseline = task.cancelling()
+                entry = self._timers.schedule(timeout_s, _expire, task, expired)
+            try:
+                value = await record.handler(message, context)
+            except asyncio.CancelledError:
+                if not (expired[0] and task is not None and task.uncancel() <= baseline):
+                    # The bus is stopping past its drain deadline: record, keep cancelling.
+                    self.fail(
+                        envelope, "handler cancelled while the bus stopped", "cancelled", attempts
+                    )
+                    raise
+                cause, code = f"handler exceeded handler_timeout_s={timeout_s}", "handler_timeout"
+            except Exception as exc:
+                if expired[0] and task is not None:
+                    task.uncancel()  # the handler turned our cancel into an error: withdraw it
+                    cause, code = (
+                        f"handler exceeded handler_timeout_s={timeout_s}",
+                        "handler_timeout",
+                    )
+                else:
+                    cause, code = f"{type(exc).__name__}: {exc}", "handler_error"
+            else:
+                if expired[0] and task is not None:
+                    task.uncancel()  # the handler swallowed our cancel and returned: withdraw it
+                cause = code = ""
+            finally:
+                if entry is not None:
+                    self._timers.cancel(entry)
+            if code:
+                logger.debug(
+                    "handler of %s failed on %s (attempt %d): %s",
+                    record.agent_id,
+                    message.message_id,
+                    attempts,
+                    code,
+                    extra={"agent_id": record.agent_id, "message_id": message.message_id},
+                )
+                if attempts > retry.max_retries:
+                    self.fail(envelope, cause, code, attempts)
+                    return
+                await asyncio.sleep(retry.delay_s(attempts))
+                continue
+            reply = envelope.reply
+            if reply is not None and not reply.done():
+                self._resolve_reply(envelope, reply, value, attempts)
+            return
+
+    def _resolve_reply(
+        self,
+        envelope: Envelope,
+        reply: asyncio.Future[AgentMessage],
+        value: object,
+        attempts: int,
+    ) -> None:
+        message = envelope.message
+        what = f"reply of agent {self._record.agent_id!r} to message {message.message_id!r}"
+        try:
+            payload, size = validate_json_object(value, what=what)
+        except ValueError as exc:
+            self.fail(envelope, str(exc), "invalid_reply", attempts)
+            return
+        limit = self._settings.max_payload_bytes
+        if size > limit:
+            self.fail(
+                envelope,
+                f"{what} is {size} bytes, over max_payload_bytes={limit}; return less data",
+                "invalid_reply",
+                attempts,
+            )
+            return
+        response = AgentMessage.from_trusted_fields(
+            from_agent=self._record.agent_id,
+            to_agent=message.from_agent,
+            tenant_id=self._record.tenant_id,
+            payload=payload,
+            payload_size=size,
+            constitutional_hash=self._constitutional_hash(),
+            message_type=MessageType.RESPONSE,
+            correlation_id=message.correlation_id or message.message_id,
+        )
+        reply.set_result(response)
+
+    def fail(self, envelope: Envelope, cause: str, code: str, attempts: int) -> None:
+        """Dead-letter ``envelope`` and fail the ``request()`` waiting on it, if any."""
+        dead_letter = DeadLetter(
+            message=envelope.message,
+            recipient=self._record.agent_id,
+            cause=cause,
+            code=code,
+            attempts=attempts,
+        )
+        self._dead_letter(dead_letter)
+        reply = envelope.reply
+        if reply is not None and not reply.done():
+            if code == "invalid_reply":
+                reply.set_exception(MessageValidationError(cause))
+            else:
+                reply.set_exception(DeliveryFailedError(dead_letter))
