@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from pydantic import ValidationError
 
+from .background import AuditLog, AuditSink, Metering
 from .clock import Clock, SystemClock
 from .components import BusComponents
 from .constitution import Constitution, HashRotation, load_bundle
@@ -46,6 +47,7 @@ from .models import (
     describe_validation_error,
     validate_json_object,
 )
+from .observability import BusMetrics, MetricsServer
 from .observers import BusObserver
 from .pipeline import Pipeline, StageContext, Verdict, VerdictKind
 from .registry import AgentRecord, AgentRegistry, Handler, check_identifier, check_topic
@@ -89,6 +91,8 @@ class AgentBus:
         settings: a :class:`BusSettings`; None builds one from ``AGENTBUS_*`` variables.
         observers: extra :class:`BusObserver` s that see every decision and dead letter.
         clock: the monotonic clock for hash rotation (tests pass a ``FakeClock``).
+        audit_sink: where audit records go, overriding ``settings.audit`` (e.g.
+            ``enhanced_agent_bus.testing.InMemoryAuditSink``).
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class AgentBus:
         *,
         observers: Sequence[BusObserver] = (),
         clock: Clock | None = None,
+        audit_sink: AuditSink | None = None,
     ) -> None:
         self._settings = settings if settings is not None else BusSettings()
         self._clock = clock or SystemClock()
@@ -104,7 +109,9 @@ class AgentBus:
         self._registry = AgentRegistry()
         self._supervisor = TaskSupervisor()
         self._timers = TimerWheel()
-        self._components = BusComponents(self._settings, self._supervisor)
+        self._components = BusComponents(
+            self._settings, self._supervisor, self._clock, audit_sink=audit_sink
+        )
         self._observers: tuple[BusObserver, ...] = (*self._components.observers, *observers)
         self._dead_letters = DeadLetterStore(
             self._settings.dead_letter_capacity, self._notify_dead_letter
@@ -119,6 +126,8 @@ class AgentBus:
         self._counts: dict[DeliveryStatus, int] = dict.fromkeys(DeliveryStatus, 0)
         self._denied_by_code: Counter[str] = Counter()
         self.observer_errors_total = 0
+        self._metrics_server: MetricsServer | None = None
+        self._components.attach_stats(self.stats)
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
@@ -180,7 +189,9 @@ class AgentBus:
                 "drain timed out after %ss; undelivered messages dead-lettered",
                 self._settings.drain_timeout_s,
             )
-        await self._components.aclose()
+        if self._metrics_server is not None:
+            await self._metrics_server.aclose()
+        await self._components.aclose(self._pipeline)
         await self._supervisor.aclose()
         self._timers.close()
         failure = self._supervisor.failure
@@ -264,13 +275,16 @@ class AgentBus:
         pipeline = await asyncio.to_thread(
             self._components.build_pipeline, constitution, self._rotation
         )
-        previous = self._constitution
+        running = self._state is BusState.RUNNING
+        if running:
+            await self._components.activate(pipeline, self._registry)
+        previous, retired = self._constitution, self._pipeline
         # One synchronous step: no message ever sees the new pipeline with the old hash.
         self._constitution, self._pipeline = constitution, pipeline
         if constitution.hash != previous.hash:
             self._rotation.rotate(constitution.hash)
-        if self._state is BusState.RUNNING:
-            await self._components.on_constitution_loaded(self._registry, pipeline)
+        if running:
+            await self._components.retire(retired)
         logger.info(
             "constitution %s loaded from %s (previous %s accepted for %ss)",
             constitution.hash[:12],
@@ -279,6 +293,47 @@ class AgentBus:
             self._settings.rotation_grace_s,
         )
         return constitution.hash
+
+    # ── observability ────────────────────────────────────────────────────────
+
+    async def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` until the bus stops.
+
+        ``port=0`` picks a free port (read it from the returned server's ``.port``).
+
+        Raises:
+            ConfigurationError: metrics are disabled, or the port is taken.
+            BusStateError: a server is already running for this bus.
+        """
+        metrics = self._components.metrics
+        if metrics is None:
+            raise ConfigurationError(
+                "metrics are disabled (observability.metrics_enabled=False); enable them "
+                "to serve /metrics"
+            )
+        if self._metrics_server is not None:
+            raise BusStateError(
+                f"this bus already serves metrics on port {self._metrics_server.port}"
+            )
+        server = MetricsServer(metrics, self._components.health, host=host, port=port)
+        await server.start()
+        self._metrics_server = server
+        return server
+
+    @property
+    def audit(self) -> AuditLog | None:
+        """The audit log (None when disabled)."""
+        return self._components.audit
+
+    @property
+    def metering(self) -> Metering | None:
+        """Per-tenant usage totals: ``bus.metering.snapshot()`` (None when disabled)."""
+        return self._components.metering
+
+    @property
+    def metrics(self) -> BusMetrics | None:
+        """The bus's Prometheus metrics (None when disabled)."""
+        return self._components.metrics
 
     # ── registry ─────────────────────────────────────────────────────────────
 
@@ -689,6 +744,7 @@ class AgentBus:
         mailboxes = [r.mailbox for r in self._registry]
         bus: dict[str, float | int | str] = {
             "state": self._state.value,
+            "constitutional_hash": self._constitution.hash,
             "agents": len(mailboxes),
             "sent_total": sum(self._counts.values()),
             "delivered_total": self._counts[DeliveryStatus.DELIVERED],

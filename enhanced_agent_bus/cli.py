@@ -13,10 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .background.cli import audit_app, metering_command
 from .constitution import load_bundle
 from .demo import DemoReport, run_demo
 from .errors import AgentBusError
 from .harness import run_harness
+from .observability import configure_logging
+from .observability.cli import observability_app
+from .policy.cli import policy_app
 from .settings import BusSettings
 
 app = typer.Typer(
@@ -40,11 +44,11 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+    json_logs: Annotated[
+        bool, typer.Option("--json-logs", help="One JSON object per log line.")
+    ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.INFO if verbose else logging.WARNING, json=json_logs)
 
 
 def _settings() -> BusSettings:
@@ -58,9 +62,36 @@ def _settings() -> BusSettings:
 @app.command()
 def demo(
     rounds: Annotated[int, typer.Option(min=1, max=100_000, help="Normal-traffic rounds.")] = 20,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65_535, help="Serve /metrics, /healthz, /readyz on this port."),
+    ] = None,
+    hold_s: Annotated[
+        float,
+        typer.Option(min=0, help="With --metrics-port: keep serving this long after the scenario."),
+    ] = 0.0,
 ) -> None:
     """Run a two-tenant scenario on embedded defaults and print what happened."""
-    report = asyncio.run(run_demo(_settings(), rounds=rounds))
+    if metrics_port is None and hold_s:
+        console.print("[red]--hold-s needs --metrics-port[/red]")
+        raise typer.Exit(2)
+
+    def announce(port: int) -> None:
+        console.print(f"serving metrics on http://127.0.0.1:{port}/metrics (/healthz, /readyz)")
+
+    try:
+        report = asyncio.run(
+            run_demo(
+                _settings(),
+                rounds=rounds,
+                metrics_port=metrics_port,
+                hold_s=hold_s,
+                on_serving=announce,
+            )
+        )
+    except AgentBusError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
     _print_demo(report)
 
 
@@ -75,19 +106,19 @@ def _print_demo(report: DemoReport) -> None:
     for status, count in sorted(report.outcomes.items()):
         outcomes.add_row(status, str(count))
     outcomes.add_row("dead letters", str(len(report.dead_letters)))
+
+    for reason, count in sorted(report.denials.items()):
+        outcomes.add_row(f"  denied: {reason}", str(count))
     console.print(outcomes)
 
-    denials = Table(title="Denied, by reason (stage/code)")
-    denials.add_column("reason")
-    denials.add_column("messages", justify="right")
-    denials.add_column("example")
-    examples: dict[str, str] = {}
+    denials = Table(title="Denied messages, and why", expand=True)
+    denials.add_column("scenario", no_wrap=True)
+    denials.add_column("stage/code", no_wrap=True)
+    denials.add_column("reason", ratio=1)
     for label, result in report.results:
-        if result.reasons and result.status.value == "denied":
-            key = f"{result.reasons[0].stage}/{result.reasons[0].code}"
-            examples.setdefault(key, f"{label}: {result.reasons[0].message}")
-    for key, count in sorted(report.denials.items()):
-        denials.add_row(key, str(count), examples[key][:110])
+        if result.status.value == "denied" and result.reasons:
+            first = result.reasons[0]
+            denials.add_row(label, f"{first.stage}/{first.code}", first.message)
     console.print(denials)
 
     if report.dead_letters:
@@ -104,6 +135,12 @@ def _print_demo(report: DemoReport) -> None:
     )
     if report.replies:
         console.print(f"request/reply: {report.replies[0]}")
+    if report.audit_path:
+        console.print(
+            f"audit log: {report.audit_path} ({report.audit_records} records, chain head "
+            f"{report.audit_head[:16]}…) — check it with: agent-bus audit verify --db "
+            f"{report.audit_path}"
+        )
 
 
 @app.command()
@@ -134,6 +171,13 @@ def bench(
         json_file.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_file}")
 
+
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.command("metering", help="Print per-tenant usage totals from the metering sink.")(
+    metering_command
+)
+app.add_typer(observability_app, name="observability")
 
 constitution_app = typer.Typer(help="Inspect constitution bundles.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")

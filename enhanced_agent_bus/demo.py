@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ class DemoReport:
     tenants: int = 0
     constitutional_hash: str = ""
     stats: dict[str, dict[str, float | int | str]] = field(default_factory=dict)
+    audit_path: str = ""
+    audit_records: int = 0
+    audit_head: str = ""
 
     def record(self, label: str, result: DeliveryResult | list[DeliveryResult]) -> None:
         for one in result if isinstance(result, list) else [result]:
@@ -81,8 +85,19 @@ async def _flaky(message: AgentMessage, context: AgentContext) -> dict[str, Any]
     raise ConnectionError("upstream model API unavailable")
 
 
-async def run_demo(settings: BusSettings | None = None, *, rounds: int = 20) -> DemoReport:
-    """Run the demo scenario on a fresh bus and return its report."""
+async def run_demo(
+    settings: BusSettings | None = None,
+    *,
+    rounds: int = 20,
+    metrics_port: int | None = None,
+    hold_s: float = 0.0,
+    on_serving: Callable[[int], None] | None = None,
+) -> DemoReport:
+    """Run the demo scenario on a fresh bus and return its report.
+
+    With ``metrics_port`` the bus serves ``/metrics`` while the scenario runs and
+    for ``hold_s`` seconds after it (so a Prometheus can scrape the result).
+    """
     base = settings or BusSettings()
     demo_settings = base.model_copy(
         update={
@@ -93,6 +108,10 @@ async def run_demo(settings: BusSettings | None = None, *, rounds: int = 20) -> 
     report = DemoReport()
     with tempfile.TemporaryDirectory(prefix="agentbus-demo-") as scratch:
         async with AgentBus(demo_settings) as bus:
+            if metrics_port is not None:
+                server = await bus.serve_metrics(metrics_port)
+                if on_serving is not None:
+                    on_serving(server.port)
             await _register(bus)
             report.agents = len(bus.agents())
             report.tenants = len({a.tenant_id for a in bus.agents()})
@@ -100,7 +119,13 @@ async def run_demo(settings: BusSettings | None = None, *, rounds: int = 20) -> 
             await _denied_traffic(bus, report, Path(scratch))
             report.constitutional_hash = bus.constitutional_hash
             await asyncio.sleep(0.05)  # let the dead-letter retries finish before stop
+            if hold_s > 0:
+                await asyncio.sleep(hold_s)
         report.dead_letters = [(d.recipient, d.code) for d in bus.dead_letters()]
+        if bus.audit is not None and demo_settings.audit.sink == "sqlite":
+            report.audit_path = str(demo_settings.audit.sqlite_path)
+            report.audit_records = bus.audit.head_seq
+            report.audit_head = bus.audit.head_hash
         report.stats = bus.stats()
     return report
 
@@ -110,6 +135,7 @@ async def _register(bus: AgentBus) -> None:
     await bus.register_agent("coder", _coder, tenant_id="acme", role="worker")
     await bus.register_agent("reviewer", _reviewer, tenant_id="acme", role="reviewer")
     await bus.register_agent("flaky-tool", _flaky, tenant_id="acme", role="worker")
+    await bus.register_agent("council", _reviewer, tenant_id="acme", role="governance")
     await bus.register_agent("analyst", _planner, tenant_id="globex", role="planner")
     await bus.register_agent("reporter", _reviewer, tenant_id="globex", role="worker")
     await bus.subscribe("reviewer", "builds")
@@ -177,3 +203,16 @@ async def _denied_traffic(bus: AgentBus, report: DemoReport, scratch: Path) -> N
             bus.message("planner", "coder", {"blob": "x" * (bus.settings.max_payload_bytes + 1)})
         ),
     )
+    # The constitution's Rego policy: roles may only send what the role matrix allows...
+    order = bus.message("coder", "planner", {"order": "deploy now"})
+    report.record("role matrix", await bus.send_message(order))
+    # ...and separation of powers: a validator never validates its own proposal.
+    for label, proposer in (("governance", "planner"), ("self-validation", "reviewer")):
+        validation = bus.message(
+            "reviewer",
+            "council",
+            {"proposal": label},
+            message_type=MessageType.GOVERNANCE_REQUEST,
+            metadata={"action": "validate", "proposed_by": proposer},
+        )
+        report.record(label, await bus.send_message(validation))

@@ -17,6 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .background._settings import AuditSettings, MeteringSettings
+from .cache._settings import CacheSettings
+from .observability._settings import ObservabilitySettings
+from .policy._settings import PolicySettings
+
 BackpressurePolicy = Literal["wait", "reject", "drop_oldest"]
 
 
@@ -63,6 +68,8 @@ class BusSettings(BaseSettings):
         extra="forbid",
         frozen=True,
         validate_default=True,
+        # Settings hold secrets (Redis URLs, HMAC keys): never echo inputs in errors.
+        hide_input_in_errors=True,
     )
 
     #: Largest payload accepted, measured on its orjson encoding.
@@ -81,3 +88,13 @@ class BusSettings(BaseSettings):
     constitution_path: Path | None = None
     #: Dead letters kept in memory (oldest evicted first, and counted).
     dead_letter_capacity: int = Field(10_000, ge=1, le=10_000_000)
+    #: The Rego policy stage: engine, executor, remote OPA.
+    policy: PolicySettings = PolicySettings()
+    #: The decision cache: L1 in-process, optional L2 Redis.
+    cache: CacheSettings = CacheSettings()
+    #: The hash-chained audit log of every decision (SQLite file by default).
+    audit: AuditSettings = AuditSettings()
+    #: Per-tenant usage totals (messages, payload bytes).
+    metering: MeteringSettings = MeteringSettings()
+    #: Prometheus metrics, the /metrics endpoint, logging format.
+    observability: ObservabilitySettings = ObservabilitySettings()

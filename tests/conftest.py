@@ -18,11 +18,14 @@ DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No AGENTBUS_* variable from the developer's shell leaks into a test."""
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AGENTBUS_* variable from the developer's shell leaks into a test, and a bus
+    built with default settings writes its audit/metering database under tmp_path."""
     for name in list(os.environ):
         if name.startswith("AGENTBUS_") and name != "AGENTBUS_TEST_REDIS_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AGENTBUS_AUDIT__SQLITE_PATH", str(tmp_path / "audit.sqlite3"))
+    monkeypatch.setenv("AGENTBUS_METERING__SQLITE_PATH", str(tmp_path / "audit.sqlite3"))
 
 
 def write_bundle(root: Path, data: dict[str, Any] | None = None, **files: str) -> Path:

@@ -5,7 +5,8 @@ Stages run cheapest first; the first denial stops the run and says why.
 
 from ._admission import AdmissionStage
 from ._constitution import ConstitutionalHashStage
-from ._pipeline import Pipeline
+from ._pipeline import Pipeline, StageTimer
+from ._policy import PolicyStage
 from ._stage import ALLOW, StageContext, ValidationStage, Verdict, VerdictKind
 from ._tenant import TenantIsolationStage, cross_tenant_rules
 
@@ -14,7 +15,9 @@ __all__ = [
     "AdmissionStage",
     "ConstitutionalHashStage",
     "Pipeline",
+    "PolicyStage",
     "StageContext",
+    "StageTimer",
     "TenantIsolationStage",
     "ValidationStage",
     "Verdict",

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Sequence
+from typing import Protocol
 
 from ..models import AgentMessage
 from ._stage import ALLOW, StageContext, ValidationStage, Verdict, VerdictKind
 
 logger = logging.getLogger(__name__)
+
+
+class StageTimer(Protocol):
+    """Receives per-stage latencies for a sample of messages (the metrics layer)."""
+
+    def should_time_stages(self) -> bool: ...
+
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
 
 
 class Pipeline:
@@ -23,15 +33,43 @@ class Pipeline:
     closed and a message is never delivered because of an exception.
     """
 
-    __slots__ = ("_stages", "names")
+    __slots__ = ("_stages", "_timer", "names")
 
-    def __init__(self, stages: Sequence[ValidationStage]) -> None:
+    def __init__(self, stages: Sequence[ValidationStage], timer: StageTimer | None = None) -> None:
         self._stages = tuple(stages)
+        self._timer = timer
         self.names = tuple(stage.name for stage in self._stages)
+
+    @property
+    def stages(self) -> tuple[ValidationStage, ...]:
+        return self._stages
 
     def check(self, message: AgentMessage, ctx: StageContext) -> Verdict | Awaitable[Verdict]:
         """The verdict, or an awaitable of it if some stage must wait."""
+        timer = self._timer
+        if timer is not None and timer.should_time_stages():
+            return self._timed(timer, message, ctx)
         return self._from(0, message, ctx, None)
+
+    async def _timed(self, timer: StageTimer, message: AgentMessage, ctx: StageContext) -> Verdict:
+        # The sampled path: each stage on its own, so each gets its own latency.
+        deliberate: Verdict | None = None
+        clock = time.perf_counter
+        for stage in self._stages:
+            started = clock()
+            try:
+                verdict = stage.check(message, ctx)
+                if not isinstance(verdict, Verdict):
+                    verdict = await verdict
+            except Exception as exc:
+                return _stage_error(stage, message, exc)
+            finally:
+                timer.observe_stage(stage.name, clock() - started)
+            if verdict.kind is VerdictKind.DENY:
+                return verdict
+            if verdict.kind is VerdictKind.DELIBERATE:
+                deliberate = verdict
+        return deliberate or ALLOW
 
     async def run(self, message: AgentMessage, ctx: StageContext) -> Verdict:
         """:meth:`check`, always awaitable."""

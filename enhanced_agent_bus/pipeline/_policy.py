@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from ..constitution import Constitution
@@ -27,7 +27,7 @@ from ..policy._data import parse_constitution_data
 from ..policy._decision import PolicyDecision
 from ..policy._engine import DecisionCache, PolicyEngine
 from ..policy._factory import create_policy_engine
-from ..policy._input import PolicyInputSpec, build_policy_input, policy_input_document
+from ..policy._input import PolicyInputEncoder, PolicyInputSpec, policy_input_document
 from ..policy._key import canonical_json, decision_key_from_json
 from ..policy._settings import PolicySettings
 from ._stage import ALLOW, StageContext, Verdict, VerdictKind
@@ -73,7 +73,7 @@ class PolicyStage:
     ) -> None:
         self.engine = engine
         self.constitutional_hash = constitutional_hash
-        self._spec = input_spec or PolicyInputSpec()
+        self._encoder = PolicyInputEncoder(input_spec or PolicyInputSpec())
         self._cache = cache
         self._eval_timeout_s = eval_timeout_s
         self._warm_max = warm_max_decisions
@@ -122,7 +122,7 @@ class PolicyStage:
 
     def check(self, message: AgentMessage, ctx: StageContext) -> Verdict | Awaitable[Verdict]:
         self.decisions += 1
-        input_json = canonical_json(build_policy_input(message, ctx, self._spec))
+        input_json = self._encoder.encode(message, ctx)
         if self._cache is not None:
             key = decision_key_from_json(self.constitutional_hash, input_json)
             cached = self._cache.get_local(key)
@@ -211,10 +211,12 @@ class PolicyStage:
         For every pair of agents in the same tenant and every type in
         ``message_types``, the decision for the plain shape of such a message
         (normal priority, empty payload, no metadata) is loaded into the cache.
-        Pairs are ordered so each (sender role, recipient role, type) triple is
-        covered before any is covered twice, up to ``warm_max_decisions``.
-        Messages of another shape (other sizes, metadata) miss once each: the key
-        is the exact input. Without a cache this does nothing.
+        Pairs are ordered so each (tenant, sender role, recipient role, type) is
+        covered before any is covered twice. At most ``warm_max_decisions`` are
+        loaded and at most twice that many candidates examined, so a large
+        registry costs a bounded start-up. Messages of another shape (other
+        sizes, metadata) miss once each: the key is the exact input. Without a
+        cache this does nothing.
 
         Returns:
             how many decisions were loaded. Failures are logged and counted as
@@ -225,27 +227,31 @@ class PolicyStage:
         types = list(dict.fromkeys(message_types))
         jobs: list[tuple[bytes, bytes]] = []
         seen: set[bytes] = set()
-        for sender, recipient in _pairs_triples_first(list(records)):
-            for message_type in types:
-                input_json = canonical_json(
-                    policy_input_document(
-                        sender,
-                        recipient,
-                        message_type=message_type.value,
-                        priority=Priority.NORMAL.value,
-                        tenant_id=sender.tenant_id,
-                        size_bytes=_EMPTY_PAYLOAD_BYTES,
-                    )
-                )
-                key = decision_key_from_json(self.constitutional_hash, input_json)
-                if key in seen or self._cache.get_local(key) is not None:
-                    continue
-                seen.add(key)
-                jobs.append((key, input_json))
-                if len(jobs) >= self._warm_max:
-                    break
-            if len(jobs) >= self._warm_max:
+        budget = 2 * self._warm_max
+        candidates = (
+            (sender, recipient, message_type)
+            for sender, recipient in _warm_pairs(list(records))
+            for message_type in types
+        )
+        for sender, recipient, message_type in candidates:
+            if budget <= 0 or len(jobs) >= self._warm_max:
                 break
+            budget -= 1
+            input_json = canonical_json(
+                policy_input_document(
+                    sender,
+                    recipient,
+                    message_type=message_type.value,
+                    priority=Priority.NORMAL.value,
+                    tenant_id=sender.tenant_id,
+                    size_bytes=_EMPTY_PAYLOAD_BYTES,
+                )
+            )
+            key = decision_key_from_json(self.constitutional_hash, input_json)
+            if key in seen or self._cache.get_local(key) is not None:
+                continue
+            seen.add(key)
+            jobs.append((key, input_json))
         loaded = 0
         for start in range(0, len(jobs), _WARM_CONCURRENCY):
             batch = jobs[start : start + _WARM_CONCURRENCY]
@@ -287,21 +293,18 @@ class PolicyStage:
         }
 
 
-def _pairs_triples_first(
-    records: list[AgentRecord],
-) -> list[tuple[AgentRecord, AgentRecord]]:
-    """Same-tenant (sender, recipient) pairs, one per role pair first, then the rest."""
-    first: list[tuple[AgentRecord, AgentRecord]] = []
-    rest: list[tuple[AgentRecord, AgentRecord]] = []
-    role_pairs: set[tuple[str, str]] = set()
-    for sender in records:
-        for recipient in records:
-            if sender.tenant_id != recipient.tenant_id:
-                continue
-            roles = (sender.role, recipient.role)
-            if roles in role_pairs:
-                rest.append((sender, recipient))
-            else:
-                role_pairs.add(roles)
-                first.append((sender, recipient))
-    return first + rest
+def _warm_pairs(records: list[AgentRecord]) -> Iterator[tuple[AgentRecord, AgentRecord]]:
+    """Same-tenant (sender, recipient) pairs: one per (tenant, sender role, recipient role)
+    first, then every pair. Lazy, so a large registry costs only what the bound lets through."""
+    tenants: dict[str, dict[str, list[AgentRecord]]] = {}
+    for record in records:
+        tenants.setdefault(record.tenant_id, {}).setdefault(record.role, []).append(record)
+    for roles in tenants.values():
+        for senders in roles.values():
+            for recipients in roles.values():
+                yield senders[0], recipients[0]
+    for roles in tenants.values():
+        members = [record for group in roles.values() for record in group]
+        for sender in members:
+            for recipient in members:
+                yield sender, recipient

@@ -1,0 +1,126 @@
+"""Usage totals in two Redis hashes, added with ``HINCRBY`` in one transaction per batch.
+
+``{prefix}:messages`` and ``{prefix}:payload_bytes`` map the field
+``tenant|agent|message_type|outcome`` to a running total (ids cannot contain
+``|``). Each batch also sets ``{prefix}:batch:{id}`` (expiring after a day)
+inside the same ``MULTI``/``EXEC``, guarded by ``WATCH``, so a batch retried
+after a timeout is applied once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, WatchError
+
+from ._errors import SinkUnavailableError
+from ._metering import UsageDelta, UsageKey, UsageTotals
+from ._redis import connect, redact_url, unavailable
+from ._settings import DEFAULT_METERING_KEY_PREFIX
+
+_WHAT: Final = "Redis metering hashes"
+_BATCH_MARKER_TTL_S: Final = 86_400
+
+
+def _field(key: UsageKey) -> str:
+    return "|".join(key)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisHashMeteringSink:
+    """Usage totals in Redis hashes under ``key_prefix`` (shared by every process using it).
+
+    Args:
+        url: ``redis://host:port/db`` (a password in it never appears in errors).
+        key_prefix: namespace of the hashes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = DEFAULT_METERING_KEY_PREFIX,
+        connect_timeout_s: float = 2.0,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.key_prefix = key_prefix
+        self._connect_timeout_s = connect_timeout_s
+        self._socket_timeout_s = socket_timeout_s
+        self._client: Redis | None = None
+
+    @property
+    def messages_key(self) -> str:
+        return f"{self.key_prefix}:messages"
+
+    @property
+    def bytes_key(self) -> str:
+        return f"{self.key_prefix}:payload_bytes"
+
+    async def open(self) -> None:
+        if self._client is None:
+            self._client = await connect(
+                self.url,
+                what=_WHAT,
+                connect_timeout_s=self._connect_timeout_s,
+                socket_timeout_s=self._socket_timeout_s,
+            )
+
+    async def add_usage(self, batch_id: str, deltas: Sequence[UsageDelta]) -> None:
+        if not deltas:
+            return
+        client = self._require_client()
+        marker = f"{self.key_prefix}:batch:{batch_id}"
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.watch(marker)
+                if await pipe.exists(marker):
+                    return  # this batch landed on an earlier, timed-out attempt
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for key, count, size in deltas:
+                    field = _field(key)
+                    pipe.hincrby(self.messages_key, field, count)
+                    pipe.hincrby(self.bytes_key, field, size)
+                pipe.set(marker, 1, ex=_BATCH_MARKER_TTL_S)
+                await pipe.execute()
+        except WatchError:
+            return  # the marker appeared meanwhile: the earlier attempt applied this batch
+        except (RedisError, OSError) as exc:
+            raise unavailable(_WHAT, self.url, exc) from exc
+
+    async def read_totals(self) -> dict[UsageKey, UsageTotals]:
+        client = self._require_client()
+        try:
+            counts = await client.hgetall(self.messages_key)
+            sizes = await client.hgetall(self.bytes_key)
+        except (RedisError, OSError) as exc:
+            raise unavailable(_WHAT, self.url, exc) from exc
+        totals: dict[UsageKey, UsageTotals] = {}
+        for raw_field, raw_count in counts.items():
+            parts = _text(raw_field).split("|")
+            if len(parts) != 4:
+                continue  # not written by this sink
+            totals[UsageKey(*parts)] = UsageTotals(
+                int(raw_count), int(sizes.get(raw_field, 0) or 0)
+            )
+        return dict(sorted(totals.items()))
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    def _require_client(self) -> Redis:
+        if self._client is None:
+            raise SinkUnavailableError(
+                _WHAT,
+                f"{redact_url(self.url)} {self.key_prefix}",
+                "it is not open",
+                "Call 'await sink.open()' first.",
+            )
+        return self._client
