@@ -9,7 +9,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -123,7 +123,9 @@ class AgentBus:
         self._pipeline: Pipeline = self._components.build_pipeline(
             self._constitution, self._rotation
         )
-        self._counts: dict[DeliveryStatus, int] = dict.fromkeys(DeliveryStatus, 0)
+        # Per-status counts as plain ints: an Enum-keyed dict pays a Python-level
+        # Enum.__hash__ twice per message.
+        self._delivered = self._denied = self._dead_lettered = self._deliberating = 0
         self._denied_by_code: Counter[str] = Counter()
         self.observer_errors_total = 0
         self._metrics_server: MetricsServer | None = None
@@ -454,12 +456,7 @@ class AgentBus:
             except ValueError as exc:
                 raise MessageValidationError(str(exc)) from None
             return AgentMessage.from_trusted_fields(
-                from_agent=from_agent,
-                to_agent=to_agent,
-                tenant_id=sender.tenant_id,
-                payload=checked,
-                payload_size=size,
-                constitutional_hash=self._constitution.hash,
+                from_agent, to_agent, sender.tenant_id, checked, size, self._constitution.hash
             )
         fields.setdefault("tenant_id", sender.tenant_id)
         fields.setdefault("constitutional_hash", self._constitution.hash)
@@ -488,7 +485,10 @@ class AgentBus:
                 f"message {message.message_id!r} has no to_agent; set it, or use "
                 "bus.publish(topic, message) / bus.broadcast(message)"
             )
-        return await self._send_to(message, message.to_agent, None, started)
+        result = self._send_to(message, message.to_agent, None, started)
+        if isinstance(result, DeliveryResult):
+            return result
+        return await result
 
     async def request(self, message: AgentMessage, timeout: float | None = None) -> AgentMessage:
         """Send ``message`` and wait for the handler's reply (a RESPONSE message).
@@ -510,7 +510,9 @@ class AgentBus:
             )
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[AgentMessage] = loop.create_future()
-        result = await self._send_to(message, to_agent, reply, started)
+        result = self._send_to(message, to_agent, reply, started)
+        if not isinstance(result, DeliveryResult):
+            result = await result
         if result.status is not DeliveryStatus.DELIVERED:
             raise self._denial_error(result, message)
         timeout_s = timeout if timeout is not None else self._settings.request_timeout_s
@@ -590,34 +592,66 @@ class AgentBus:
                 )
             )
             return [self._finish(message, DeliveryStatus.DEAD_LETTERED, (reason,), None, started)]
-        return [await self._route(message, sender, r, None, started) for r in recipients]
+        results = []
+        for recipient in recipients:
+            result = self._route(message, sender, recipient, None, started)
+            results.append(result if isinstance(result, DeliveryResult) else await result)
+        return results
 
-    async def _send_to(
+    def _send_to(
         self,
         message: AgentMessage,
         to_agent: str,
         reply: asyncio.Future[AgentMessage] | None,
         started: int,
-    ) -> DeliveryResult:
+    ) -> DeliveryResult | Awaitable[DeliveryResult]:
         sender = self._registry.find(message.from_agent)
         if sender is None:
             return self._unknown_agent(message, message.from_agent, "unknown_sender", started)
         recipient = self._registry.find(to_agent)
         if recipient is None:
             return self._unknown_agent(message, to_agent, "unknown_recipient", started)
-        return await self._route(message, sender, recipient, reply, started)
+        return self._route(message, sender, recipient, reply, started)
 
-    async def _route(
+    def _route(
         self,
         message: AgentMessage,
         sender: AgentRecord,
         recipient: AgentRecord,
         reply: asyncio.Future[AgentMessage] | None,
         started: int,
-    ) -> DeliveryResult:
+    ) -> DeliveryResult | Awaitable[DeliveryResult]:
+        """Validate and enqueue; synchronous unless a stage or a full mailbox must wait.
+
+        Like the pipeline, routing answers directly in the common case (no coroutine
+        frame at all) and hands back an awaitable only when something has to wait.
+        """
         verdict = self._pipeline.check(message, StageContext(sender, recipient, message.topic))
         if not isinstance(verdict, Verdict):
-            verdict = await verdict
+            return self._route_after(verdict, message, recipient, reply, started)
+        return self._enqueue(verdict, message, recipient, reply, started)
+
+    async def _route_after(
+        self,
+        pending: Awaitable[Verdict],
+        message: AgentMessage,
+        recipient: AgentRecord,
+        reply: asyncio.Future[AgentMessage] | None,
+        started: int,
+    ) -> DeliveryResult:
+        outcome = self._enqueue(await pending, message, recipient, reply, started)
+        if isinstance(outcome, DeliveryResult):
+            return outcome
+        return await outcome
+
+    def _enqueue(
+        self,
+        verdict: Verdict,
+        message: AgentMessage,
+        recipient: AgentRecord,
+        reply: asyncio.Future[AgentMessage] | None,
+        started: int,
+    ) -> DeliveryResult | Awaitable[DeliveryResult]:
         if verdict.kind is VerdictKind.DENY:
             return self._finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
         if verdict.kind is VerdictKind.DELIBERATE:
@@ -631,26 +665,39 @@ class AgentBus:
                 message, DeliveryStatus.DENIED, (*verdict.reasons, reason), recipient, started
             )
         envelope = Envelope(message, reply)
-        mailbox = recipient.mailbox
-        outcome = mailbox.try_put(envelope)
-        if outcome is PutOutcome.FULL:
-            outcome = await mailbox.put_when_full(envelope)
+        outcome = recipient.mailbox.try_put(envelope)
         if outcome is PutOutcome.ACCEPTED:
             return self._finish(message, DeliveryStatus.DELIVERED, (), recipient, started)
+        if outcome is PutOutcome.FULL:
+            return self._wait_for_room(envelope, recipient, started)
+        return self._mailbox_refused(outcome, message, recipient, started)
+
+    async def _wait_for_room(
+        self, envelope: Envelope, recipient: AgentRecord, started: int
+    ) -> DeliveryResult:
+        outcome = await recipient.mailbox.put_when_full(envelope)
+        if outcome is PutOutcome.ACCEPTED:
+            return self._finish(envelope.message, DeliveryStatus.DELIVERED, (), recipient, started)
+        return self._mailbox_refused(outcome, envelope.message, recipient, started)
+
+    def _mailbox_refused(
+        self, outcome: PutOutcome, message: AgentMessage, recipient: AgentRecord, started: int
+    ) -> DeliveryResult:
+        mailbox = recipient.mailbox
         if outcome is PutOutcome.CLOSED:
             reason = Reason(
                 "mailbox",
                 "mailbox_closed",
                 f"agent {recipient.agent_id!r} is unregistered or the bus stopped",
             )
-            return self._finish(message, DeliveryStatus.DENIED, (reason,), recipient, started)
-        reason = Reason(
-            "mailbox",
-            "backpressure",
-            f"mailbox of agent {recipient.agent_id!r} is full ({mailbox.maxsize} messages, "
-            f"policy {mailbox.backpressure!r}); retry later, consume faster, or raise "
-            "mailbox_size",
-        )
+        else:
+            reason = Reason(
+                "mailbox",
+                "backpressure",
+                f"mailbox of agent {recipient.agent_id!r} is full ({mailbox.maxsize} messages, "
+                f"policy {mailbox.backpressure!r}); retry later, consume faster, or raise "
+                "mailbox_size",
+            )
         return self._finish(message, DeliveryStatus.DENIED, (reason,), recipient, started)
 
     def _unknown_agent(
@@ -687,9 +734,16 @@ class AgentBus:
             (time.perf_counter_ns() - started) / 1000.0,
             recipient.agent_id if recipient is not None else recipient_id,
         )
-        self._counts[status] += 1
-        if reasons and status is DeliveryStatus.DENIED:
-            self._denied_by_code[reasons[0].code] += 1
+        if status is DeliveryStatus.DELIVERED:
+            self._delivered += 1
+        elif status is DeliveryStatus.DENIED:
+            self._denied += 1
+            if reasons:
+                self._denied_by_code[reasons[0].code] += 1
+        elif status is DeliveryStatus.DEAD_LETTERED:
+            self._dead_lettered += 1
+        else:
+            self._deliberating += 1
         for observer in self._observers:
             try:
                 observer.on_decision(message, result)
@@ -746,10 +800,10 @@ class AgentBus:
             "state": self._state.value,
             "constitutional_hash": self._constitution.hash,
             "agents": len(mailboxes),
-            "sent_total": sum(self._counts.values()),
-            "delivered_total": self._counts[DeliveryStatus.DELIVERED],
-            "denied_total": self._counts[DeliveryStatus.DENIED],
-            "deliberating_total": self._counts[DeliveryStatus.DELIBERATING],
+            "sent_total": self._delivered + self._denied + self._dead_lettered + self._deliberating,
+            "delivered_total": self._delivered,
+            "denied_total": self._denied,
+            "deliberating_total": self._deliberating,
             "dead_lettered_total": self._dead_letters.total,
             "dead_letters_stored": len(self._dead_letters),
             "dead_letters_evicted_total": self._dead_letters.evicted_total,

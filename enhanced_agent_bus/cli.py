@@ -17,7 +17,7 @@ from .background.cli import audit_app, metering_command
 from .constitution import load_bundle
 from .demo import DemoReport, run_demo
 from .errors import AgentBusError
-from .harness import run_harness
+from .harness import PROFILES, run_harness
 from .observability import configure_logging
 from .observability.cli import observability_app
 from .policy.cli import policy_app
@@ -147,13 +147,31 @@ def _print_demo(report: DemoReport) -> None:
 def bench(
     n: Annotated[int, typer.Option("-n", min=100, help="Operations per scenario.")] = 20_000,
     senders: Annotated[int, typer.Option(min=1, max=10_000, help="Concurrent senders.")] = 100,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Bus profiles to run (default: all of {', '.join(PROFILES)})."),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=50, help="Rounds; ratios are the median over rounds.")
+    ] = 3,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
 ) -> None:
     """Measure the bus against a plain-asyncio floor in one process."""
-    results = asyncio.run(run_harness(n=n, senders=senders, settings=_settings()))
-    table = Table(title=f"agent-bus bench (n={n}, pipeline: {' → '.join(results['pipeline'])})")
+    profiles = tuple(profile) if profile else PROFILES
+    try:
+        results = asyncio.run(
+            run_harness(
+                n=n, senders=senders, settings=_settings(), profiles=profiles, rounds=rounds
+            )
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    table = Table(
+        title=f"agent-bus bench (n={n}, {senders} concurrent senders, median of {rounds} rounds)"
+    )
     for column in ("scenario", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for s in results["scenarios"]:
@@ -165,8 +183,10 @@ def bench(
             f"{s['p999_us']:.1f}",
         )
     console.print(table)
+    for name, stages in results["pipelines"].items():
+        console.print(f"pipeline {name}: {' → '.join(stages)}")
     for name, value in results["ratios"].items():
-        console.print(f"{name}: {value:.2f}")
+        console.print(f"{name}: {value:.2f} (median of {rounds} rounds)")
     if json_file is not None:
         json_file.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_file}")

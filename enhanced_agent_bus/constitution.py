@@ -175,14 +175,14 @@ class HashRotation:
     def __init__(self, active_hash: str, *, grace_s: float, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._grace_s = grace_s
-        self._active = active_hash.encode("ascii")
-        self._previous: bytes | None = None
+        self._active = _ascii(active_hash)
+        self._previous: str | None = None
         self._previous_until = 0.0
-        self._retired: list[bytes] = []
+        self._retired: list[str] = []
 
     @property
     def active_hash(self) -> str:
-        return self._active.decode("ascii")
+        return self._active
 
     def rotate(self, new_hash: str) -> None:
         """Make ``new_hash`` active; the old one stays accepted for the grace window."""
@@ -191,21 +191,26 @@ class HashRotation:
             del self._retired[:-8]  # remembered only to say "stale" rather than "unknown"
         self._previous = self._active
         self._previous_until = self._clock.monotonic() + self._grace_s
-        self._active = new_hash.encode("ascii")
+        self._active = _ascii(new_hash)
 
     def status(self, candidate: str) -> HashStatus:
         if not candidate:
             return HashStatus.MISSING
-        try:
-            raw = candidate.encode("ascii")
-        except UnicodeEncodeError:
+        if not candidate.isascii():
             return HashStatus.UNKNOWN
-        if hmac.compare_digest(raw, self._active):
+        # compare_digest takes ASCII str directly: no per-message encode.
+        if hmac.compare_digest(candidate, self._active):
             return HashStatus.ACTIVE
-        if self._previous is not None and hmac.compare_digest(raw, self._previous):
+        if self._previous is not None and hmac.compare_digest(candidate, self._previous):
             if self._clock.monotonic() < self._previous_until:
                 return HashStatus.PREVIOUS
             return HashStatus.STALE
-        if any(hmac.compare_digest(raw, old) for old in self._retired):
+        if any(hmac.compare_digest(candidate, old) for old in self._retired):
             return HashStatus.STALE
         return HashStatus.UNKNOWN
+
+
+def _ascii(value: str) -> str:
+    if not value.isascii():
+        raise ConfigurationError(f"constitutional hash {value!r} must be ASCII hex")
+    return value

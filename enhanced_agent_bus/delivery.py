@@ -170,32 +170,38 @@ class Dispatcher:
         attempts: int,
     ) -> None:
         message = envelope.message
-        what = f"reply of agent {self._record.agent_id!r} to message {message.message_id!r}"
         try:
-            payload, size = validate_json_object(value, what=what)
+            payload, size = validate_json_object(value, what="reply")
         except ValueError as exc:
-            self.fail(envelope, str(exc), "invalid_reply", attempts)
+            self.fail(
+                envelope, f"{self._describe_reply(message)}: {exc}", "invalid_reply", attempts
+            )
             return
         limit = self._settings.max_payload_bytes
         if size > limit:
             self.fail(
                 envelope,
-                f"{what} is {size} bytes, over max_payload_bytes={limit}; return less data",
+                f"{self._describe_reply(message)} is {size} bytes, over "
+                f"max_payload_bytes={limit}; return less data",
                 "invalid_reply",
                 attempts,
             )
             return
+        record = self._record
         response = AgentMessage.from_trusted_fields(
-            from_agent=self._record.agent_id,
-            to_agent=message.from_agent,
-            tenant_id=self._record.tenant_id,
-            payload=payload,
-            payload_size=size,
-            constitutional_hash=self._constitutional_hash(),
-            message_type=MessageType.RESPONSE,
-            correlation_id=message.correlation_id or message.message_id,
+            record.agent_id,
+            message.from_agent,
+            record.tenant_id,
+            payload,
+            size,
+            self._constitutional_hash(),
+            MessageType.RESPONSE,
+            message.correlation_id or message.message_id,
         )
         reply.set_result(response)
+
+    def _describe_reply(self, message: AgentMessage) -> str:
+        return f"reply of agent {self._record.agent_id!r} to message {message.message_id!r}"
 
     def fail(self, envelope: Envelope, cause: str, code: str, attempts: int) -> None:
         """Dead-letter ``envelope`` and fail the ``request()`` waiting on it, if any."""

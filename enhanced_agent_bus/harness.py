@@ -20,13 +20,17 @@ import asyncio
 import gc
 import os
 import platform
+import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from .bus import AgentBus
+from .constitution import load_bundle
 from .context import AgentContext
 from .models import AgentMessage, MessageType
 from .settings import BusSettings, MailboxSettings
@@ -128,11 +132,62 @@ class _QueueFloor:
         return await future
 
 
-async def run_harness(
-    n: int = 20_000, senders: int = 100, settings: BusSettings | None = None
-) -> dict[str, Any]:
-    """Run every scenario once, in this process, and return results plus ratios."""
-    settings = settings or BusSettings(mailbox=MailboxSettings(maxsize=10_000))
+#: Bus configurations measured, each against the floor of the same run.
+#: ``core``: admission + constitutional hash + tenant isolation only (no Rego modules
+#: in the bundle, no audit/metering/metrics) — issue #2's pipeline.
+#: ``full``: the default constitution's Rego policy behind the decision cache, audit and
+#: metering to SQLite, Prometheus metrics — what ``AgentBus()`` runs.
+PROFILES: Final = ("core", "full", "full-no-metrics", "full-no-audit")
+
+
+def _profile_settings(base: BusSettings, profile: str, scratch: Path) -> BusSettings:
+    update: dict[str, Any] = {
+        "mailbox": MailboxSettings(maxsize=10_000),
+        "audit": base.audit.model_copy(update={"sqlite_path": scratch / f"{profile}.sqlite3"}),
+        "metering": base.metering.model_copy(
+            update={"sqlite_path": scratch / f"{profile}.sqlite3"}
+        ),
+    }
+    if profile == "core":
+        core_bundle = scratch / "core-bundle"
+        if not core_bundle.exists():
+            core_bundle.mkdir()
+            (core_bundle / "data.json").write_bytes(
+                load_bundle(base.constitution_path).files["data.json"]
+            )
+        update["constitution_path"] = core_bundle
+        update["audit"] = update["audit"].model_copy(update={"enabled": False})
+        update["metering"] = update["metering"].model_copy(update={"enabled": False})
+        update["observability"] = base.observability.model_copy(update={"metrics_enabled": False})
+    elif profile == "full-no-metrics":
+        update["observability"] = base.observability.model_copy(update={"metrics_enabled": False})
+    elif profile == "full-no-audit":
+        update["audit"] = update["audit"].model_copy(update={"enabled": False})
+        update["metering"] = update["metering"].model_copy(update={"enabled": False})
+    return base.model_copy(update=update)
+
+
+async def _floor(n: int, senders: int) -> list[ScenarioResult]:
+    query = AgentMessage(
+        from_agent="planner", to_agent="worker", tenant_id="bench", payload=PAYLOAD
+    )
+    results = [await _sequential("floor.direct", n, lambda: _echo(query, None))]
+    floor = _QueueFloor()
+    worker = asyncio.get_running_loop().create_task(floor.worker(), name="bench-floor")
+    try:
+        results.append(await _sequential("floor.queue", n, lambda: floor.request(query)))
+        results.append(
+            await _concurrent(f"floor.queue x{senders}", n, senders, lambda: floor.request(query))
+        )
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    return results
+
+
+async def _bus_scenarios(
+    settings: BusSettings, profile: str, n: int, senders: int
+) -> tuple[list[ScenarioResult], list[str]]:
     results: list[ScenarioResult] = []
     async with AgentBus(settings) as bus:
         await bus.register_agent("planner", _echo, tenant_id="bench", role="planner")
@@ -140,38 +195,93 @@ async def run_harness(
         command = bus.message("planner", "worker", PAYLOAD)
         query = bus.message("planner", "worker", PAYLOAD, message_type=MessageType.QUERY)
 
-        results.append(await _sequential("floor.direct", n, lambda: _echo(query, None)))
-        floor = _QueueFloor()
-        worker = asyncio.get_running_loop().create_task(floor.worker(), name="bench-floor")
-        try:
-            results.append(await _sequential("floor.queue", n, lambda: floor.request(query)))
-            results.append(
-                await _concurrent(
-                    f"floor.queue x{senders}", n, senders, lambda: floor.request(query)
-                )
-            )
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-
         async def build() -> AgentMessage:
             return bus.message("planner", "worker", PAYLOAD)
 
-        results.append(await _sequential("bus.message (build)", n, build))
-        results.append(await _sequential("bus.send_message", n, lambda: bus.send_message(command)))
+        results.append(await _sequential(f"{profile}: bus.message (build)", n, build))
+        results.append(
+            await _sequential(f"{profile}: send_message", n, lambda: bus.send_message(command))
+        )
         # Let the worker catch up so the request scenarios start from empty mailboxes.
         while bus.stats()["bus"]["mailbox_depth"]:
             await asyncio.sleep(0.01)
-        results.append(await _sequential("bus.request", n, lambda: bus.request(query)))
+        results.append(await _sequential(f"{profile}: request", n, lambda: bus.request(query)))
         results.append(
-            await _concurrent(f"bus.request x{senders}", n, senders, lambda: bus.request(query))
+            await _concurrent(
+                f"{profile}: request x{senders}", n, senders, lambda: bus.request(query)
+            )
         )
-        pipeline = list(bus.pipeline_stages)
-    by_name = {r.name: r for r in results}
+        stages = list(bus.pipeline_stages)
+    return results, stages
+
+
+def _round_ratios(
+    by_name: dict[str, ScenarioResult], profiles: tuple[str, ...], senders: int
+) -> dict[str, float]:
     floor_seq = by_name["floor.queue"]
     floor_conc = by_name[f"floor.queue x{senders}"]
-    bus_seq = by_name["bus.request"]
-    bus_conc = by_name[f"bus.request x{senders}"]
+    ratios: dict[str, float] = {}
+    for profile in profiles:
+        seq = by_name[f"{profile}: request"]
+        conc = by_name[f"{profile}: request x{senders}"]
+        ratios[f"{profile}: request msgs/s vs queue floor"] = seq.msgs_per_s / floor_seq.msgs_per_s
+        ratios[f"{profile}: request x{senders} p99 vs queue floor p99"] = (
+            conc.p99_us / floor_conc.p99_us
+        )
+    for variant, label in (("full-no-metrics", "metrics"), ("full-no-audit", "audit+metering")):
+        if "full" in profiles and variant in profiles:
+            with_it = by_name["full: send_message"].msgs_per_s
+            without = by_name[f"{variant}: send_message"].msgs_per_s
+            ratios[f"send_message cost overhead of {label}"] = without / with_it - 1.0
+    return ratios
+
+
+def _median_result(name: str, rounds: list[ScenarioResult]) -> ScenarioResult:
+    """The round with the median throughput (so its latencies belong to one real run)."""
+    ordered = sorted(rounds, key=lambda r: r.msgs_per_s)
+    return ordered[len(ordered) // 2]
+
+
+async def run_harness(
+    n: int = 20_000,
+    senders: int = 100,
+    settings: BusSettings | None = None,
+    profiles: tuple[str, ...] = PROFILES,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Run the floor and every bus profile ``rounds`` times in this process.
+
+    Each round measures the floor and then the bus, and its ratios compare them
+    within that round; the reported ratio is the median over rounds, so a burst
+    of noise from the rest of the machine skews one round, not the figure.
+
+    Raises:
+        ValueError: an unknown profile name, or ``rounds < 1``.
+    """
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        raise ValueError(f"unknown profiles {unknown!r}; choose from {list(PROFILES)!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds!r} must be at least 1")
+    base = settings or BusSettings()
+    per_round: list[dict[str, ScenarioResult]] = []
+    round_ratios: list[dict[str, float]] = []
+    pipelines: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="agentbus-bench-") as scratch:
+        for _ in range(rounds):
+            results = await _floor(n, senders)
+            for profile in profiles:
+                profile_settings = _profile_settings(base, profile, Path(scratch))
+                scenario_results, pipelines[profile] = await _bus_scenarios(
+                    profile_settings, profile, n, senders
+                )
+                results.extend(scenario_results)
+            by_name = {r.name: r for r in results}
+            per_round.append(by_name)
+            round_ratios.append(_round_ratios(by_name, profiles, senders))
+    names = list(per_round[0])
+    scenarios = [_median_result(name, [r[name] for r in per_round]) for name in names]
+    ratios = {key: statistics.median(r[key] for r in round_ratios) for key in round_ratios[0]}
     return {
         "machine": {
             "python": sys.version.split()[0],
@@ -180,13 +290,11 @@ async def run_harness(
             "cpus": os.cpu_count(),
             "loop": type(asyncio.get_running_loop()).__name__,
         },
-        "pipeline": pipeline,
+        "pipelines": pipelines,
         "operations": n,
         "senders": senders,
-        "scenarios": [asdict(r) for r in results],
-        "ratios": {
-            "request_throughput_vs_queue_floor": bus_seq.msgs_per_s / floor_seq.msgs_per_s,
-            "request_p99_vs_queue_floor_concurrent": bus_conc.p99_us / floor_conc.p99_us,
-            "request_p50_vs_queue_floor": bus_seq.p50_us / floor_seq.p50_us,
-        },
+        "rounds": rounds,
+        "scenarios": [asdict(r) for r in scenarios],
+        "ratios": ratios,
+        "ratios_per_round": round_ratios,
     }

@@ -226,7 +226,6 @@ class AgentMessage(BaseModel):
     @classmethod
     def from_trusted_fields(
         cls,
-        *,
         from_agent: str,
         to_agent: str | None,
         tenant_id: str,
@@ -235,34 +234,38 @@ class AgentMessage(BaseModel):
         constitutional_hash: str,
         message_type: MessageType = MessageType.COMMAND,
         correlation_id: str | None = None,
-        topic: str | None = None,
     ) -> AgentMessage:
         """Build a message from fields the bus has already validated, skipping re-validation.
 
         Only for values that are valid by construction (ids from the registry, a payload
-        that passed :func:`validate_json_object`); it costs ~1 µs instead of ~8 µs.
-        Anything user-supplied goes through the normal constructor.
+        that passed :func:`validate_json_object`); it costs ~2 µs instead of ~8 µs.
+        Anything user-supplied goes through the normal constructor. (Positional
+        parameters and ``object.__new__`` on purpose: this is the reply hot path.)
         """
-        message = cls.__new__(cls)
-        fields = {
-            "message_id": new_message_id(),
-            "correlation_id": correlation_id,
-            "from_agent": from_agent,
-            "to_agent": to_agent,
-            "topic": topic,
-            "tenant_id": tenant_id,
-            "message_type": message_type,
-            "priority": Priority.NORMAL,
-            "payload": payload,
-            "metadata": {},
-            "constitutional_hash": constitutional_hash,
-            "created_at": _utc_now(),
-            "expires_at": None,
-        }
-        object.__setattr__(message, "__dict__", fields)
-        object.__setattr__(message, "__pydantic_fields_set__", set(_MODEL_FIELD_NAMES))
-        object.__setattr__(message, "__pydantic_extra__", None)
-        object.__setattr__(message, "__pydantic_private__", {"_payload_size": payload_size})
+        message = _new_object(cls)
+        _set_attr(
+            message,
+            "__dict__",
+            {
+                "message_id": new_message_id(),
+                "correlation_id": correlation_id,
+                "from_agent": from_agent,
+                "to_agent": to_agent,
+                "topic": None,
+                "tenant_id": tenant_id,
+                "message_type": message_type,
+                "priority": Priority.NORMAL,
+                "payload": payload,
+                "metadata": {},
+                "constitutional_hash": constitutional_hash,
+                "created_at": datetime.now(UTC),
+                "expires_at": None,
+            },
+        )
+        # One shared set: pydantic only ever mutates the fields set of a *copy* it made.
+        _set_attr(message, "__pydantic_fields_set__", _ALL_FIELDS_SET)
+        _set_attr(message, "__pydantic_extra__", None)
+        _set_attr(message, "__pydantic_private__", {"_payload_size": payload_size})
         return message
 
     @property
@@ -283,7 +286,9 @@ class AgentMessage(BaseModel):
         return (now or _utc_now()) >= self.expires_at
 
 
-_MODEL_FIELD_NAMES: Final = frozenset(AgentMessage.model_fields)
+_ALL_FIELDS_SET: Final[set[str]] = set(AgentMessage.model_fields)
+_new_object: Final = object.__new__
+_set_attr: Final = object.__setattr__
 
 
 def describe_validation_error(exc: ValidationError, what: str = "message") -> str:

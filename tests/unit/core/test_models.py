@@ -131,3 +131,16 @@ def test_delivery_result_validity() -> None:
     assert DeliveryResult("m", DeliveryStatus.DELIVERED).is_valid
     assert DeliveryResult("m", DeliveryStatus.DEAD_LETTERED).is_valid
     assert not DeliveryResult("m", DeliveryStatus.DENIED).is_valid
+
+
+def test_trusted_construction_matches_validated_construction() -> None:
+    trusted = AgentMessage.from_trusted_fields(
+        "coder", "planner", "acme", {"ok": True}, 11, "h" * 64, MessageType.RESPONSE, "c-1"
+    )
+    validated = AgentMessage.model_validate_json(trusted.model_dump_json())
+    assert validated == trusted
+    assert trusted.payload_size_bytes == validated.payload_size_bytes == 11
+    copy = trusted.model_copy(update={"topic": "t"})
+    assert copy.topic == "t"
+    assert trusted.topic is None
+    assert trusted.model_fields_set == validated.model_fields_set | trusted.model_fields_set
