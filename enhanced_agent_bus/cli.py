@@ -15,6 +15,7 @@ from rich.table import Table
 from . import __version__
 from .background.cli import audit_app, metering_command
 from .constitution import load_bundle
+from .constraints.cli import verify_bundle_command
 from .demo import DemoReport, run_demo
 from .errors import AgentBusError
 from .harness import PROFILES, run_harness
@@ -190,6 +191,16 @@ def bench(
     if json_file is not None:
         json_file.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_file}")
+
+
+@policy_app.command("verify")
+def policy_verify(
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Bundle directory (default: shipped).")
+    ] = None,
+) -> None:
+    """Prove the bundle's constraints consistent with Z3; print witnesses and counterexamples."""
+    raise typer.Exit(verify_bundle_command(bundle))
 
 
 app.add_typer(policy_app, name="policy")

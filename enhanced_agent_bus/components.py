@@ -24,6 +24,7 @@ from .observers import BusObserver
 from .pipeline import (
     AdmissionStage,
     ConstitutionalHashStage,
+    ConstraintStage,
     Pipeline,
     PolicyStage,
     TenantIsolationStage,
@@ -50,7 +51,8 @@ class LifecycleStage(Protocol):
 
 
 def has_policy(constitution: Constitution) -> bool:
-    """A bundle with Rego modules gets a policy stage; one without has no policy to apply."""
+    """A bundle with Rego modules gets a policy stage; one without has no policy to apply
+    (likewise a bundle without a constraints file gets no constraint stage)."""
     return any(not path.endswith("_test.rego") for path in constitution.files_with_suffix(".rego"))
 
 
@@ -93,6 +95,7 @@ class BusComponents:
         observers.extend(o for o in (self.audit, self.metering) if o is not None)
         self.observers: tuple[BusObserver, ...] = tuple(observers)
         self._policy: PolicyStage | None = None
+        self._constraints: ConstraintStage | None = None
         if self.decision_cache.has_l2:
             self.health.register_probe(
                 "cache_l2", breaker_probe(self.decision_cache.stats), critical=False
@@ -126,6 +129,10 @@ class BusComponents:
                     constitution, self._settings.policy, cache=self.decision_cache
                 )
             )
+        if constitution.has_file(self._settings.constraints.file):
+            stages.append(
+                ConstraintStage.from_constitution(constitution, self._settings.constraints)
+            )
         return Pipeline(stages, timer=self.metrics)
 
     async def activate(self, pipeline: Pipeline, registry: AgentRegistry) -> None:
@@ -144,6 +151,9 @@ class BusComponents:
                 await resource.aclose()
             raise
         self._policy = self._policy_stage(pipeline)
+        self._constraints = next(
+            (s for s in pipeline.stages if isinstance(s, ConstraintStage)), None
+        )
         self.health.set("policy_engine", HealthState.HEALTHY, "")
 
     async def retire(self, pipeline: Pipeline) -> None:
@@ -190,6 +200,8 @@ class BusComponents:
         out: dict[str, StatsDict] = {"cache": dict(self.decision_cache.stats())}
         if self._policy is not None:
             out["policy"] = dict(self._policy.stats())
+        if self._constraints is not None:
+            out["constraints"] = dict(self._constraints.stats())
         if self.audit is not None:
             out["audit"] = dict(self.audit.stats())
         if self.metering is not None:

@@ -216,3 +216,13 @@ async def _denied_traffic(bus: AgentBus, report: DemoReport, scratch: Path) -> N
             metadata={"action": "validate", "proposed_by": proposer},
         )
         report.record(label, await bus.send_message(validation))
+    # Formal constraints (checked with the compiled evaluator of the constraint AST that
+    # Z3 verified at load): a transfer must fit the budget it carries.
+    for label, amount in (("transfer in budget", 2500), ("transfer over budget", 7500)):
+        transfer = bus.message(
+            "planner",
+            "coder",
+            {"action": "transfer", "amount": amount, "currency": "EUR", "to_account": "ACME-OPS-7"},
+            metadata={"budget": "5000"},
+        )
+        report.record(label, await bus.send_message(transfer))

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .background._settings import AuditSettings, MeteringSettings
 from .cache._settings import CacheSettings
+from .constraints._settings import ConstraintSettings
 from .observability._settings import ObservabilitySettings
 from .policy._settings import PolicySettings
 
@@ -90,6 +91,8 @@ class BusSettings(BaseSettings):
     dead_letter_capacity: int = Field(10_000, ge=1, le=10_000_000)
     #: The Rego policy stage: engine, executor, remote OPA.
     policy: PolicySettings = PolicySettings()
+    #: Formal constraints on message values: compiled evaluator or Z3.
+    constraints: ConstraintSettings = ConstraintSettings()
     #: The decision cache: L1 in-process, optional L2 Redis.
     cache: CacheSettings = CacheSettings()
     #: The hash-chained audit log of every decision (SQLite file by default).

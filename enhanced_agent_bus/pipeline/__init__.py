@@ -5,6 +5,7 @@ Stages run cheapest first; the first denial stops the run and says why.
 
 from ._admission import AdmissionStage
 from ._constitution import ConstitutionalHashStage
+from ._constraints import ConstraintStage
 from ._pipeline import Pipeline, StageTimer
 from ._policy import PolicyStage
 from ._stage import ALLOW, StageContext, ValidationStage, Verdict, VerdictKind
@@ -14,6 +15,7 @@ __all__ = [
     "ALLOW",
     "AdmissionStage",
     "ConstitutionalHashStage",
+    "ConstraintStage",
     "Pipeline",
     "PolicyStage",
     "StageContext",

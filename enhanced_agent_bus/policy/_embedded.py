@@ -228,6 +228,17 @@ class EmbeddedPolicy:
             return decide(self._owner_replica, input_json, self.decision_rule)
         return decide(self.new_replica(), input_json, self.decision_rule)
 
+    def release(self) -> None:
+        """Drop the owner thread's engine, on that thread.
+
+        regorus engines must be freed on the thread that made them; left to the
+        cyclic garbage collector they may be freed on whichever thread it runs on.
+        Call this from the owner thread when the policy is retired.
+        """
+        if self._owner_thread == threading.get_ident():
+            self._owner_replica = None
+            self._owner_thread = None
+
     def evaluate(self, policy_input: Mapping[str, Any]) -> PolicyDecision:
         """Decide one input document (see ``_input.py`` for its shape)."""
         return self.evaluate_json(canonical_json(policy_input))

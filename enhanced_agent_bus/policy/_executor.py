@@ -56,7 +56,8 @@ class InlinePolicyEngine:
         return None
 
     async def aclose(self) -> None:
-        return None
+        # Runs on the loop thread, the thread whose replica evaluated inline.
+        self.policy.release()
 
     def stats(self) -> dict[str, int | float]:
         return {"engine_evaluations": self.evaluations}
