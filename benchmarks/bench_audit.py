@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -27,7 +26,6 @@ from typing import Any
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from enhanced_agent_bus import AgentBus, BusSettings
 from enhanced_agent_bus.background import (
     AuditLog,
     AuditRecord,
@@ -38,7 +36,6 @@ from enhanced_agent_bus.background import (
     SQLiteMeteringSink,
 )
 from enhanced_agent_bus.models import AgentMessage, DeliveryResult, DeliveryStatus, MessageType
-from enhanced_agent_bus.observers import BusObserver
 from enhanced_agent_bus.tasks import TaskSupervisor
 from enhanced_agent_bus.testing._audit import InMemoryAuditSink
 
@@ -172,93 +169,5 @@ def test_audit_log_end_to_end_records_per_second(
     print(f"\nAuditLog -> SQLite end to end, batch {batch_size}: {rate:,.0f} records/s (best of 5)")
 
 
-# --- send_message with vs without audit + metering ------------------------------------------
-
-SENDS_PER_ROUND = 500
-
-
-async def _handler(message: AgentMessage, context: object) -> None:
-    return None
-
-
-async def _start_bus(observers: tuple[BusObserver, ...]) -> AgentBus:
-    bus = AgentBus(BusSettings(), observers=observers)
-    await bus.start()
-    await bus.register_agent("planner", _handler, tenant_id="acme", role="planner")
-    await bus.register_agent("coder", _handler, tenant_id="acme", role="worker")
-    return bus
-
-
-async def _send_round(
-    bus: AgentBus, message: AgentMessage, audit: AuditLog | None, metering: Metering | None
-) -> tuple[float, float]:
-    """(seconds per send for the sends alone, seconds per send including all background work)."""
-    started = time.perf_counter()
-    for _ in range(SENDS_PER_ROUND):
-        await bus.send_message(message)
-    sent = time.perf_counter()
-    while bus.stats()["bus"]["mailbox_depth"]:
-        await asyncio.sleep(0)
-    if audit is not None and metering is not None:
-        await audit.flush()
-        await metering.flush()
-    done = time.perf_counter()
-    return (sent - started) / SENDS_PER_ROUND, (done - started) / SENDS_PER_ROUND
-
-
-def test_send_message_audit_metering_overhead(benchmark: BenchmarkFixture, workdir: Path) -> None:
-    """Interleaved A/B rounds; reports median per-send time of each and the overhead."""
-    loop = asyncio.new_event_loop()
-    supervisor = TaskSupervisor()
-    db = workdir / "agentbus-audit.sqlite3"
-    audit = AuditLog(SQLiteAuditSink(db), AuditSettings())
-    metering = Metering(SQLiteMeteringSink(db), MeteringSettings())  # the default: one file
-
-    async def setup() -> tuple[AgentBus, AgentBus]:
-        await audit.start(supervisor)
-        await metering.start(supervisor)
-        return await _start_bus(()), await _start_bus((audit, metering))
-
-    plain, observed = loop.run_until_complete(setup())
-    plain_message = plain.message("planner", "coder", {"task": "write tests"})
-    observed_message = observed.message("planner", "coder", {"task": "write tests"})
-    without: list[tuple[float, float]] = []
-    with_audit: list[tuple[float, float]] = []
-
-    def ab_round() -> None:
-        without.append(loop.run_until_complete(_send_round(plain, plain_message, None, None)))
-        with_audit.append(
-            loop.run_until_complete(_send_round(observed, observed_message, audit, metering))
-        )
-
-    try:
-        for _ in range(5):
-            ab_round()
-        without.clear()
-        with_audit.clear()
-        benchmark.pedantic(ab_round, rounds=40, iterations=1)  # type: ignore[no-untyped-call]
-    finally:
-        loop.run_until_complete(plain.stop())
-        loop.run_until_complete(observed.stop())
-        loop.run_until_complete(audit.aclose())
-        loop.run_until_complete(metering.aclose())
-        loop.run_until_complete(supervisor.aclose())
-        loop.close()
-    figures: dict[str, float] = {}
-    for index, what in ((0, "send"), (1, "total")):
-        base = statistics.median(sample[index] for sample in without)
-        audited = statistics.median(sample[index] for sample in with_audit)
-        figures[f"{what}_without_us"] = round(base * 1e6, 2)
-        figures[f"{what}_with_audit_metering_us"] = round(audited * 1e6, 2)
-        figures[f"{what}_overhead_percent"] = round((audited - base) / base * 100, 1)
-    benchmark.extra_info.update(figures, audit_written=audit.stats()["written"])
-    print(
-        f"\nsend_message alone: {figures['send_without_us']:.2f} µs without, "
-        f"{figures['send_with_audit_metering_us']:.2f} µs with audit + metering: overhead "
-        f"{figures['send_overhead_percent']:+.1f} % (budget 15 %)\n"
-        f"incl. mailbox drain + both flushes: {figures['total_without_us']:.2f} µs without, "
-        f"{figures['total_with_audit_metering_us']:.2f} µs with: overhead "
-        f"{figures['total_overhead_percent']:+.1f} % (all background work paid inside the round)"
-    )
-    assert audit.stats()["dropped"] == 0
-    assert audit.stats()["discarded"] == 0
+# The send_message A/B against a bus without this feature is in bench_bus_overhead.py
+# (all four combinations on one loop, interleaved); `agent-bus bench` reports it too.

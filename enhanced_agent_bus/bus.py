@@ -153,6 +153,8 @@ class AgentBus:
             )
         await self._components.start(self._registry, self._pipeline)
         self._state = BusState.RUNNING
+        if self._settings.observability.metrics_port is not None:
+            await self.serve_metrics()
         logger.info(
             "agent bus started (constitution %s)",
             self._constitution.hash[:12],
@@ -298,10 +300,14 @@ class AgentBus:
 
     # ── observability ────────────────────────────────────────────────────────
 
-    async def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> MetricsServer:
+    async def serve_metrics(
+        self, port: int | None = None, host: str | None = None
+    ) -> MetricsServer:
         """Serve ``/metrics``, ``/healthz`` and ``/readyz`` until the bus stops.
 
-        ``port=0`` picks a free port (read it from the returned server's ``.port``).
+        ``port`` and ``host`` default to ``observability.metrics_port`` (else 0, a free
+        port: read it from the returned server's ``.port``) and ``.metrics_host``.
+        With ``observability.metrics_port`` set, ``start()`` calls this itself.
 
         Raises:
             ConfigurationError: metrics are disabled, or the port is taken.
@@ -317,7 +323,13 @@ class AgentBus:
             raise BusStateError(
                 f"this bus already serves metrics on port {self._metrics_server.port}"
             )
-        server = MetricsServer(metrics, self._components.health, host=host, port=port)
+        observability = self._settings.observability
+        server = MetricsServer(
+            metrics,
+            self._components.health,
+            host=host if host is not None else observability.metrics_host,
+            port=port if port is not None else (observability.metrics_port or 0),
+        )
         await server.start()
         self._metrics_server = server
         return server
@@ -331,6 +343,11 @@ class AgentBus:
     def metering(self) -> Metering | None:
         """Per-tenant usage totals: ``bus.metering.snapshot()`` (None when disabled)."""
         return self._components.metering
+
+    @property
+    def metrics_server(self) -> MetricsServer | None:
+        """The running ``/metrics`` server, if any."""
+        return self._metrics_server
 
     @property
     def metrics(self) -> BusMetrics | None:
@@ -582,6 +599,7 @@ class AgentBus:
                 empty_code,
                 f"no agent in tenant {sender.tenant_id!r} receives this message ({target})",
             )
+            # Observers hear of it once, as the DEAD_LETTERED decision below.
             self._dead_letters.add(
                 DeadLetter(
                     message=message,
@@ -589,7 +607,8 @@ class AgentBus:
                     cause=reason.message,
                     code=empty_code,
                     attempts=0,
-                )
+                ),
+                notify=False,
             )
             return [self._finish(message, DeliveryStatus.DEAD_LETTERED, (reason,), None, started)]
         results = []

@@ -73,8 +73,11 @@ def demo(
     ] = 0.0,
 ) -> None:
     """Run a two-tenant scenario on embedded defaults and print what happened."""
-    if metrics_port is None and hold_s:
-        console.print("[red]--hold-s needs --metrics-port[/red]")
+    settings = _settings()
+    if hold_s and metrics_port is None and settings.observability.metrics_port is None:
+        console.print(
+            "[red]--hold-s needs --metrics-port (or AGENTBUS_OBSERVABILITY__METRICS_PORT)[/red]"
+        )
         raise typer.Exit(2)
 
     def announce(port: int) -> None:
@@ -83,7 +86,7 @@ def demo(
     try:
         report = asyncio.run(
             run_demo(
-                _settings(),
+                settings,
                 rounds=rounds,
                 metrics_port=metrics_port,
                 hold_s=hold_s,

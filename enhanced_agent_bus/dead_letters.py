@@ -25,13 +25,16 @@ class DeadLetterStore:
     def __len__(self) -> int:
         return len(self._letters)
 
-    def add(self, dead_letter: DeadLetter) -> None:
+    def add(self, dead_letter: DeadLetter, *, notify: bool = True) -> None:
+        """Store ``dead_letter``; ``notify=False`` when observers already saw this outcome
+        as a DEAD_LETTERED decision (so audit and metering count it once)."""
         if len(self._letters) == self._letters.maxlen:
             self.evicted_total += 1
         self._letters.append(dead_letter)
         self.total += 1
         self.by_code[dead_letter.code] += 1
-        self._notify(dead_letter)
+        if notify:
+            self._notify(dead_letter)
 
     def snapshot(self) -> list[DeadLetter]:
         return list(self._letters)

@@ -108,10 +108,11 @@ async def run_demo(
     report = DemoReport()
     with tempfile.TemporaryDirectory(prefix="agentbus-demo-") as scratch:
         async with AgentBus(demo_settings) as bus:
-            if metrics_port is not None:
+            server = bus.metrics_server  # AGENTBUS_OBSERVABILITY__METRICS_PORT serves at start
+            if server is None and metrics_port is not None:
                 server = await bus.serve_metrics(metrics_port)
-                if on_serving is not None:
-                    on_serving(server.port)
+            if server is not None and on_serving is not None:
+                on_serving(server.port)
             await _register(bus)
             report.agents = len(bus.agents())
             report.tenants = len({a.tenant_id for a in bus.agents()})

@@ -25,6 +25,7 @@ import orjson
 from ..models import AgentMessage, DeadLetter, DeliveryResult, Reason
 from ._audit_sink import AuditSink
 from ._errors import AuditChainConflictError
+from ._observer import BatchedSinkObserver
 from ._record import (
     GENESIS_HASH,
     AuditRecord,
@@ -37,7 +38,6 @@ from ._worker import BatchingWorker
 
 if TYPE_CHECKING:
     from ..clock import Clock
-    from ..tasks import TaskSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class _ChainWriter:
         return batch
 
 
-class AuditLog:
+class AuditLog(BatchedSinkObserver[AuditSink, AuditEvent]):
     """Records every decision, dead letter and deliberation outcome, hash-chained.
 
     Implements :class:`~enhanced_agent_bus.observers.BusObserver`. The hot-path
@@ -171,13 +171,11 @@ class AuditLog:
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings if settings is not None else AuditSettings()
-        self.sink = sink
         self._writer = _ChainWriter(sink, Redactor(self.settings.redact_pattern))
-        self._worker: BatchingWorker[AuditEvent] = BatchingWorker(
+        worker: BatchingWorker[AuditEvent] = BatchingWorker(
             self._writer, self.settings, name="audit", clock=clock
         )
-        self._is_open = False
-        self._submit = self._worker.submit
+        super().__init__(sink, worker)
         self._now = time.time
 
     @classmethod
@@ -199,15 +197,6 @@ class AuditLog:
     @property
     def head_hash(self) -> str:
         return self._writer.head_hash
-
-    async def start(self, supervisor: TaskSupervisor) -> None:
-        """Open the sink, continue its chain, and start the flush task.
-
-        Raises:
-            SinkUnavailableError: the sink cannot be opened or written.
-        """
-        await self._open()
-        self._worker.start(supervisor)
 
     def on_decision(self, message: AgentMessage, result: DeliveryResult) -> None:
         self._submit((_DECISION, self._now(), message, result))
@@ -233,21 +222,6 @@ class AuditLog:
         detail = _Deliberation(outcome, tuple(reasons), decided_by)
         return self._submit((_DELIBERATION, self._now(), message, detail))
 
-    async def flush(self) -> bool:
-        """Write everything accepted so far; True when nothing is left waiting."""
-        if not self._is_open:
-            await self._open()
-        return await self._worker.flush()
-
-    async def aclose(self) -> None:
-        """Write everything accepted, then close the sink. Safe to call more than once."""
-        if not self._is_open and self._worker.stats()["queue_depth"]:
-            await self._open()
-        await self._worker.aclose()
-        if self._is_open:
-            self._is_open = False
-            await self.sink.aclose()
-
     def stats(self) -> dict[str, int | float]:
         stats = self._worker.stats()
         stats["chain_conflicts"] = self._writer.conflicts
@@ -255,8 +229,8 @@ class AuditLog:
         return stats
 
     async def _open(self) -> None:
-        await self.sink.open()
-        self._is_open = True
+        # A restarted bus continues the chain the sink already holds.
+        await super()._open()
         head = await self.sink.last_record()
         self._writer.reset(head)
         logger.debug("audit log continues the chain at seq %d", self._writer.head_seq)

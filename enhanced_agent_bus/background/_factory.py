@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from ..errors import ConfigurationError
 from ._audit_sink import AuditSink
 from ._metering import MeteringSink
@@ -12,8 +14,8 @@ from ._sqlite_audit import SQLiteAuditSink
 from ._sqlite_metering import SQLiteMeteringSink
 
 
-def _redis_url(own: str | None, fallback: str | None, section: str) -> str:
-    url = own or fallback
+def _redis_url(own: SecretStr | None, fallback: str | None, section: str) -> str:
+    url = (own.get_secret_value() if own else None) or fallback
     if not url:
         raise ConfigurationError(
             f"{section}.sink is 'redis' but no Redis URL is set. Set "
@@ -30,9 +32,8 @@ def create_audit_sink(settings: AuditSettings, *, redis_url: str | None = None) 
         ConfigurationError: ``sink="redis"`` and no URL at all.
     """
     if settings.sink == "redis":
-        own = settings.redis_url.get_secret_value() if settings.redis_url else None
         return RedisStreamAuditSink(
-            _redis_url(own, redis_url, "audit"),
+            _redis_url(settings.redis_url, redis_url, "audit"),
             stream_key=settings.stream_key,
             socket_timeout_s=settings.sink_timeout_s,
         )
@@ -48,9 +49,8 @@ def create_metering_sink(
         ConfigurationError: ``sink="redis"`` and no URL at all.
     """
     if settings.sink == "redis":
-        own = settings.redis_url.get_secret_value() if settings.redis_url else None
         return RedisHashMeteringSink(
-            _redis_url(own, redis_url, "metering"),
+            _redis_url(settings.redis_url, redis_url, "metering"),
             key_prefix=settings.key_prefix,
             socket_timeout_s=settings.sink_timeout_s,
         )

@@ -24,12 +24,12 @@ from ..models import (
     MessageType,
     new_message_id,
 )
+from ._observer import BatchedSinkObserver
 from ._settings import MeteringSettings
 from ._worker import BatchingWorker
 
 if TYPE_CHECKING:
     from ..clock import Clock
-    from ..tasks import TaskSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class _UsageAggregator:
                 self.snapshot_overflow += 1
 
 
-class Metering:
+class Metering(BatchedSinkObserver[MeteringSink, UsageEvent]):
     """Counts messages and payload bytes per (tenant, agent, message type, outcome).
 
     Implements :class:`~enhanced_agent_bus.observers.BusObserver`; the hot-path
@@ -154,13 +154,11 @@ class Metering:
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings if settings is not None else MeteringSettings()
-        self.sink = sink
         self._aggregator = _UsageAggregator(sink, self.settings.max_snapshot_keys)
-        self._worker: BatchingWorker[UsageEvent] = BatchingWorker(
+        worker: BatchingWorker[UsageEvent] = BatchingWorker(
             self._aggregator, self.settings, name="metering", clock=clock
         )
-        self._submit = self._worker.submit
-        self._is_open = False
+        super().__init__(sink, worker)
 
     @classmethod
     def from_settings(cls, settings: MeteringSettings, *, redis_url: str | None = None) -> Metering:
@@ -172,15 +170,6 @@ class Metering:
         from ._factory import create_metering_sink
 
         return cls(create_metering_sink(settings, redis_url=redis_url), settings)
-
-    async def start(self, supervisor: TaskSupervisor) -> None:
-        """Open the sink and start the flush task.
-
-        Raises:
-            SinkUnavailableError: the sink cannot be opened.
-        """
-        await self._open()
-        self._worker.start(supervisor)
 
     def on_decision(self, message: AgentMessage, result: DeliveryResult) -> None:
         self._submit((message, result.status))
@@ -195,27 +184,8 @@ class Metering:
         """
         return dict(self._aggregator.totals)
 
-    async def flush(self) -> bool:
-        """Write everything accepted so far; True when nothing is left waiting."""
-        if not self._is_open:
-            await self._open()
-        return await self._worker.flush()
-
-    async def aclose(self) -> None:
-        """Write everything accepted, then close the sink. Safe to call more than once."""
-        if not self._is_open and self._worker.stats()["queue_depth"]:
-            await self._open()
-        await self._worker.aclose()
-        if self._is_open:
-            self._is_open = False
-            await self.sink.aclose()
-
     def stats(self) -> dict[str, int | float]:
         stats = self._worker.stats()
         stats["snapshot_keys"] = len(self._aggregator.totals)
         stats["snapshot_overflow"] = self._aggregator.snapshot_overflow
         return stats
-
-    async def _open(self) -> None:
-        await self.sink.open()
-        self._is_open = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -54,6 +54,62 @@ async def connect(
         await client.aclose(close_connection_pool=True)
         raise unavailable(what, url, exc) from exc
     return client
+
+
+def decode_text(value: Any) -> str:
+    """A Redis reply value as text (replies are bytes unless ``decode_responses`` is set)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisConnection:
+    """The client one sink owns: connected by :meth:`open`, released by :meth:`aclose`.
+
+    Args:
+        url: ``redis://host:port/db`` (a password in it never appears in errors).
+        what: names the store in errors (``"Redis audit stream"``).
+        connect_timeout_s / socket_timeout_s: how long to wait for Redis.
+    """
+
+    def __init__(
+        self, url: str, *, what: str, connect_timeout_s: float, socket_timeout_s: float
+    ) -> None:
+        self.url = url
+        self.what = what
+        self._connect_timeout_s = connect_timeout_s
+        self._socket_timeout_s = socket_timeout_s
+        self._client: Redis | None = None
+
+    async def open(self) -> None:
+        """Connect unless already connected.
+
+        Raises:
+            SinkUnavailableError: the URL is malformed or Redis does not answer.
+        """
+        if self._client is None:
+            self._client = await connect(
+                self.url,
+                what=self.what,
+                connect_timeout_s=self._connect_timeout_s,
+                socket_timeout_s=self._socket_timeout_s,
+            )
+
+    def client(self, target: str) -> Redis:
+        """The open client; ``target`` names the sink in the error when it is not open.
+
+        Raises:
+            SinkUnavailableError: :meth:`open` has not been called (or :meth:`aclose` has).
+        """
+        if self._client is None:
+            raise SinkUnavailableError(
+                self.what, target, "it is not open", "Call 'await sink.open()' first."
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client and its pool. Safe to call more than once."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> SinkUnavailableError:

@@ -17,25 +17,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from ._audit_sink import should_append
-from ._errors import AuditChainConflictError, AuditLogCorruptError, SinkUnavailableError
+from ._errors import AuditChainConflictError, AuditLogCorruptError
 from ._record import AuditRecord, stored_texts
-from ._redis import connect, redact_url, unavailable
+from ._redis import RedisConnection, decode_text, redact_url, unavailable
 from ._settings import DEFAULT_AUDIT_STREAM_KEY
 
 _WHAT: Final = "Redis audit stream"
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _entries(reply: Any) -> list[tuple[str, dict[Any, Any]]]:
     """Stream entries from an XRANGE / XREVRANGE reply, as (entry id, fields)."""
-    return [(_text(entry_id), dict(fields or {})) for entry_id, fields in reply or ()]
+    return [(decode_text(entry_id), dict(fields or {})) for entry_id, fields in reply or ()]
 
 
 class RedisStreamAuditSink:
@@ -61,22 +56,19 @@ class RedisStreamAuditSink:
     ) -> None:
         self.url = url
         self.stream_key = stream_key
-        self._connect_timeout_s = connect_timeout_s
-        self._socket_timeout_s = socket_timeout_s
-        self._client: Redis | None = None
+        self._redis = RedisConnection(
+            url,
+            what=_WHAT,
+            connect_timeout_s=connect_timeout_s,
+            socket_timeout_s=socket_timeout_s,
+        )
 
     @property
     def target(self) -> str:
         return f"{redact_url(self.url)} {self.stream_key}"
 
     async def open(self) -> None:
-        if self._client is None:
-            self._client = await connect(
-                self.url,
-                what=_WHAT,
-                connect_timeout_s=self._connect_timeout_s,
-                socket_timeout_s=self._socket_timeout_s,
-            )
+        await self._redis.open()
 
     async def last_record(self) -> AuditRecord | None:
         newest = await self.tail(1)
@@ -85,7 +77,7 @@ class RedisStreamAuditSink:
     async def write_batch(self, items: Sequence[AuditRecord]) -> None:
         if not items:
             return
-        client = self._require_client()
+        client = self._redis.client(self.target)
         key = self.stream_key
         texts = stored_texts(items)
         try:
@@ -108,7 +100,7 @@ class RedisStreamAuditSink:
             raise unavailable(_WHAT, self.url, exc) from exc
 
     async def iter_records(self, *, chunk_size: int = 1000) -> AsyncIterator[AuditRecord]:
-        client = self._require_client()
+        client = self._redis.client(self.target)
         start = "-"
         while True:
             try:
@@ -126,7 +118,7 @@ class RedisStreamAuditSink:
     async def tail(self, count: int) -> list[AuditRecord]:
         if count <= 0:
             return []
-        client = self._require_client()
+        client = self._redis.client(self.target)
         try:
             entries = _entries(await client.xrevrange(self.stream_key, count=count))
         except (RedisError, OSError) as exc:
@@ -134,16 +126,7 @@ class RedisStreamAuditSink:
         return [self._record_of(entry_id, fields) for entry_id, fields in reversed(entries)]
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose(close_connection_pool=True)
-
-    def _require_client(self) -> Redis:
-        if self._client is None:
-            raise SinkUnavailableError(
-                _WHAT, self.target, "it is not open", "Call 'await sink.open()' first."
-            )
-        return self._client
+        await self._redis.aclose()
 
     def _record_of(self, entry_id: str, fields: dict[Any, Any]) -> AuditRecord:
         try:

@@ -10,14 +10,12 @@ after a timeout is applied once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
-from ._errors import SinkUnavailableError
 from ._metering import UsageDelta, UsageKey, UsageTotals
-from ._redis import connect, redact_url, unavailable
+from ._redis import RedisConnection, decode_text, redact_url, unavailable
 from ._settings import DEFAULT_METERING_KEY_PREFIX
 
 _WHAT: Final = "Redis metering hashes"
@@ -26,10 +24,6 @@ _BATCH_MARKER_TTL_S: Final = 86_400
 
 def _field(key: UsageKey) -> str:
     return "|".join(key)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisHashMeteringSink:
@@ -50,9 +44,12 @@ class RedisHashMeteringSink:
     ) -> None:
         self.url = url
         self.key_prefix = key_prefix
-        self._connect_timeout_s = connect_timeout_s
-        self._socket_timeout_s = socket_timeout_s
-        self._client: Redis | None = None
+        self._redis = RedisConnection(
+            url,
+            what=_WHAT,
+            connect_timeout_s=connect_timeout_s,
+            socket_timeout_s=socket_timeout_s,
+        )
 
     @property
     def messages_key(self) -> str:
@@ -62,19 +59,17 @@ class RedisHashMeteringSink:
     def bytes_key(self) -> str:
         return f"{self.key_prefix}:payload_bytes"
 
+    @property
+    def _target(self) -> str:
+        return f"{redact_url(self.url)} {self.key_prefix}"
+
     async def open(self) -> None:
-        if self._client is None:
-            self._client = await connect(
-                self.url,
-                what=_WHAT,
-                connect_timeout_s=self._connect_timeout_s,
-                socket_timeout_s=self._socket_timeout_s,
-            )
+        await self._redis.open()
 
     async def add_usage(self, batch_id: str, deltas: Sequence[UsageDelta]) -> None:
         if not deltas:
             return
-        client = self._require_client()
+        client = self._redis.client(self._target)
         marker = f"{self.key_prefix}:batch:{batch_id}"
         try:
             async with client.pipeline(transaction=True) as pipe:
@@ -94,7 +89,7 @@ class RedisHashMeteringSink:
             raise unavailable(_WHAT, self.url, exc) from exc
 
     async def read_totals(self) -> dict[UsageKey, UsageTotals]:
-        client = self._require_client()
+        client = self._redis.client(self._target)
         try:
             counts = await client.hgetall(self.messages_key)
             sizes = await client.hgetall(self.bytes_key)
@@ -102,7 +97,7 @@ class RedisHashMeteringSink:
             raise unavailable(_WHAT, self.url, exc) from exc
         totals: dict[UsageKey, UsageTotals] = {}
         for raw_field, raw_count in counts.items():
-            parts = _text(raw_field).split("|")
+            parts = decode_text(raw_field).split("|")
             if len(parts) != 4:
                 continue  # not written by this sink
             totals[UsageKey(*parts)] = UsageTotals(
@@ -111,16 +106,4 @@ class RedisHashMeteringSink:
         return dict(sorted(totals.items()))
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose(close_connection_pool=True)
-
-    def _require_client(self) -> Redis:
-        if self._client is None:
-            raise SinkUnavailableError(
-                _WHAT,
-                f"{redact_url(self.url)} {self.key_prefix}",
-                "it is not open",
-                "Call 'await sink.open()' first.",
-            )
-        return self._client
+        await self._redis.aclose()

@@ -8,11 +8,12 @@ two trees that differ only in columns or inferred types compare equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 from typing import Literal as TypingLiteral
 
 
@@ -36,6 +37,17 @@ ArithOp = TypingLiteral["+", "-", "*", "/", "%"]
 CompareOp = TypingLiteral["==", "!=", "<", "<=", ">", ">="]
 UnaryOp = TypingLiteral["not", "-", "+"]
 LogicOp = TypingLiteral["and", "or"]
+
+#: What each comparison operator means, for the parser, the compiled engine and the Z3
+#: translation alike (``operator.lt`` and friends apply to Python values and Z3 terms).
+COMPARE_OPERATORS: Final[dict[str, Callable[[Any, Any], Any]]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 from ._ast import (
+    COMPARE_OPERATORS,
     Arith,
     Compare,
     Expr,
@@ -40,14 +41,6 @@ from ._typecheck import constant_value
 Env = list[Any]
 Evaluator = Callable[[Env], Any]
 
-_COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 #: Integers of smaller magnitude are doubles whose shortest decimal is the integer itself.
 _NATIVE_INT: Final = 2**53
 
@@ -144,7 +137,7 @@ def _compile_exact_pair(
 
 
 def _compile_pair(op: str, left_expr: Expr, right_expr: Expr, slots: dict[str, int]) -> Evaluator:
-    test = _COMPARE[op]
+    test: Callable[[Any, Any], bool] = COMPARE_OPERATORS[op]
     numeric = left_expr.type is not None and left_expr.type.is_numeric
     if not numeric or (left_expr.type is VarType.INT and right_expr.type is VarType.INT):
         return _compile_exact_pair(test, left_expr, right_expr, slots)
@@ -200,7 +193,7 @@ def _compile_compare(expr: Compare, slots: dict[str, int]) -> Evaluator:
     if len(expr.ops) == 1:
         return _compile_pair(expr.ops[0], expr.operands[0], expr.operands[1], slots)
     operands = [compile_expression(o, slots) for o in expr.operands]
-    tests = [_compare_values(_COMPARE[o]) for o in expr.ops]
+    tests = [_compare_values(COMPARE_OPERATORS[o]) for o in expr.ops]
 
     def chain(env: Env) -> bool:
         previous = operands[0](env)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Final, cast
 
 from ._ast import (
+    COMPARE_OPERATORS,
     KEYWORDS,
     Arith,
     ArithOp,
@@ -50,7 +51,7 @@ MAX_DEPTH: Final = 64  # height of the finished tree
 MAX_NODES: Final = 1_000
 MAX_LIST_ITEMS: Final = 256
 
-_COMPARE_OPS: Final = frozenset({"==", "!=", "<", "<=", ">", ">="})
+_COMPARE_OPS: Final = frozenset(COMPARE_OPERATORS)
 
 # Words that mean something in Python but nothing here, and what to do instead.
 _FORBIDDEN_WORDS: Final = {

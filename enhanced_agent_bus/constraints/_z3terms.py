@@ -16,14 +16,14 @@ survive an injective encoding.
 from __future__ import annotations
 
 import ctypes
-import operator
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Final
+from typing import Any
 
 import z3
 
 from ._ast import (
+    COMPARE_OPERATORS,
     Arith,
     Compare,
     Expr,
@@ -37,13 +37,6 @@ from ._ast import (
 )
 from ._closures import exact
 from ._typecheck import constant_value
-
-_ORDER: Final[dict[str, Callable[[Any, Any], Any]]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 
 
 def sort_of(var_type: VarType, ctx: z3.Context) -> z3.SortRef:
@@ -197,5 +190,5 @@ class Translator:
                 links.append(z3.Not(self.equal(left, right), self.ctx))
                 continue
             a, b = self.numeric_pair(left, right)
-            links.append(_ORDER[op](a, b))
+            links.append(COMPARE_OPERATORS[op](a, b))
         return links[0] if len(links) == 1 else z3.And(*links)

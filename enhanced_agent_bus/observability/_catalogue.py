@@ -294,9 +294,9 @@ STAT_METRICS: Final[tuple[StatSpec, ...]] = (
     StatSpec("policy", "errors", "agentbus_policy_errors_total", (("kind", "error"),)),
     StatSpec("policy", "timeouts", "agentbus_policy_errors_total", (("kind", "timeout"),)),
     # constraints
-    StatSpec("constraints", "checks", "agentbus_constraint_checks_total"),
-    StatSpec("constraints", "violations", "agentbus_constraint_violations_total"),
-    StatSpec("constraints", "errors", "agentbus_constraint_errors_total"),
+    StatSpec("constraints", "checks_total", "agentbus_constraint_checks_total"),
+    StatSpec("constraints", "violations_total", "agentbus_constraint_violations_total"),
+    StatSpec("constraints", "engine_errors_total", "agentbus_constraint_errors_total"),
     # background queues: audit and metering share one worker type and one set of keys
     *_background_stats("audit"),
     *_background_stats("metering"),

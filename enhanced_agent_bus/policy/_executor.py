@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,8 +64,8 @@ class InlinePolicyEngine:
         return {"engine_evaluations": self.evaluations}
 
 
-class _PooledEngine:
-    """Shared bookkeeping of the thread and process engines.
+class _PooledEngine(ABC):
+    """Shared bookkeeping of the thread and process engines; each one implements ``_decide``.
 
     A slot is taken before work is handed to a worker and given back only when
     the worker has finished it - not when the waiter gives up - so work that
@@ -79,6 +80,19 @@ class _PooledEngine:
         self.evaluations = 0
         self.failures = 0
         self._closed = False
+
+    def evaluate(self, input_json: bytes) -> Awaitable[PolicyDecision]:
+        self._check_open()
+        return self._evaluate(input_json)
+
+    async def _evaluate(self, input_json: bytes) -> PolicyDecision:
+        decision = await self._decide(input_json)
+        self.evaluations += 1
+        return decision
+
+    @abstractmethod
+    async def _decide(self, input_json: bytes) -> PolicyDecision:
+        """One decision by a worker; counts it in ``failures`` when it fails."""
 
     def _check_open(self) -> None:
         if self._closed:
@@ -125,15 +139,6 @@ class ThreadPolicyEngine(_PooledEngine):
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._ready: list[asyncio.Future[None]] = []
-
-    def evaluate(self, input_json: bytes) -> Awaitable[PolicyDecision]:
-        self._check_open()
-        return self._evaluate(input_json)
-
-    async def _evaluate(self, input_json: bytes) -> PolicyDecision:
-        decision = await self._decide(input_json)
-        self.evaluations += 1
-        return decision
 
     async def _decide(self, input_json: bytes) -> PolicyDecision:
         loop = asyncio.get_running_loop()
@@ -266,15 +271,6 @@ class ProcessPolicyEngine(_PooledEngine):
         self._start_method = settings.process_start_method
         self._pool: ProcessPoolExecutor | None = None
         self.restarts = 0
-
-    def evaluate(self, input_json: bytes) -> Awaitable[PolicyDecision]:
-        self._check_open()
-        return self._evaluate(input_json)
-
-    async def _evaluate(self, input_json: bytes) -> PolicyDecision:
-        decision = await self._decide(input_json)
-        self.evaluations += 1
-        return decision
 
     async def _decide(self, input_json: bytes) -> PolicyDecision:
         raw = await self._submit(input_json)

@@ -1,8 +1,9 @@
 """Fixtures for the real-Prometheus test.
 
-The representative run lives in tests/unit/observability/conftest.py (the one
-place that defines "a demo-like run"); it is loaded here by path so both suites
-feed the same metrics without making tests/ a package.
+The demo traffic, the synthetic feed and the list of what is exempt from the
+real bus live in tests/unit/observability/conftest.py (the one place that
+defines "a demo-like run"); it is loaded here by path so both suites use the
+same definitions without making tests/ a package.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _load_unit_conftest() -> ModuleType:
 
 
 @pytest.fixture
-def representative_run_module() -> ModuleType:
+def observability_run() -> ModuleType:
+    """tests/unit/observability/conftest.py as a module (DemoTraffic, RepresentativeRun, ...)."""
     return _load_unit_conftest()
 
 

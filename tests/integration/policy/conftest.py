@@ -32,3 +32,4 @@ async def opa_server(constitution: Constitution) -> AsyncIterator[OpaCompatibleS
     finally:
         server.release.set()
         await runner.cleanup()
+        server.close()

@@ -36,6 +36,11 @@ class OpaCompatibleServer:
         self.release = asyncio.Event()
         self.url = ""
 
+    def close(self) -> None:
+        """Drop the regorus engine here, on the loop thread that made it (regorus objects
+        freed on another thread - e.g. by a later garbage collection - raise)."""
+        self._engine = None
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         self.authorization.append(request.headers.get("Authorization"))

@@ -34,7 +34,7 @@ CONTRACT: dict[str, tuple[str, ...]] = {
         "l2_hits", "l2_misses", "l2_errors", "l2_tampered", "breaker_state",
     ),
     "policy": ("evaluations", "errors", "denials", "timeouts"),
-    "constraints": ("checks", "violations", "errors"),
+    "constraints": ("checks_total", "violations_total", "engine_errors_total"),
     "audit": (
         "queue_depth", "submitted", "written", "dropped", "batches", "sink_errors",
         "flush_seconds_sum", "flush_seconds_count",

@@ -1,0 +1,44 @@
+"""End-to-end fixtures: root logging restored after CLI runs, an OPA-compatible server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiohttp import web
+
+from enhanced_agent_bus.constitution import default_bundle_path, load_bundle
+from tests.integration.policy.opa_compatible_server import OpaCompatibleServer
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging() -> Iterator[None]:
+    """The CLI installs a handler on the root logger (on the stream CliRunner swapped in):
+    put the root logger back so later tests do not log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+async def opa_server() -> AsyncIterator[OpaCompatibleServer]:
+    """The policy tests' OPA-compatible server (real Rego via regorus) on a random port."""
+    server = OpaCompatibleServer(load_bundle(default_bundle_path()))
+    app = web.Application()
+    app.router.add_post("/v1/data/{path:.+}", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    server.url = f"http://{host}:{port}"
+    try:
+        yield server
+    finally:
+        server.release.set()
+        await runner.cleanup()
+        server.close()
