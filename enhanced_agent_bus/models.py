@@ -62,6 +62,9 @@ class Priority(StrEnum):
     CRITICAL = "critical"
 
 
+_POOL_BYTES: Final = 4096
+
+
 class _RandomPool:
     """os.urandom read 4 KiB at a time: one syscall per 256 ids instead of one per id.
 
@@ -71,20 +74,19 @@ class _RandomPool:
     __slots__ = ("buffer", "offset")
 
     def __init__(self) -> None:
-        self.buffer = b""
-        self.offset = 0
+        self.reset()
 
     def take16(self) -> bytearray:
         offset = self.offset
-        if offset + 16 > len(self.buffer):
-            self.buffer = os.urandom(4096)
+        if offset > _POOL_BYTES - 16:
+            self.buffer = os.urandom(_POOL_BYTES)
             offset = 0
         self.offset = offset + 16
         return bytearray(self.buffer[offset : offset + 16])
 
     def reset(self) -> None:
         self.buffer = b""
-        self.offset = 0
+        self.offset = _POOL_BYTES  # empty: the next take refills
 
 
 _random_pool = _RandomPool()

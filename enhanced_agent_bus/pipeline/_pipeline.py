@@ -33,10 +33,11 @@ class Pipeline:
     closed and a message is never delivered because of an exception.
     """
 
-    __slots__ = ("_stages", "_timer", "names")
+    __slots__ = ("_count", "_stages", "_timer", "names")
 
     def __init__(self, stages: Sequence[ValidationStage], timer: StageTimer | None = None) -> None:
         self._stages = tuple(stages)
+        self._count = len(self._stages)
         self._timer = timer
         self.names = tuple(stage.name for stage in self._stages)
 
@@ -82,7 +83,8 @@ class Pipeline:
         self, index: int, message: AgentMessage, ctx: StageContext, deliberate: Verdict | None
     ) -> Verdict | Awaitable[Verdict]:
         stages = self._stages
-        while index < len(stages):
+        count = self._count
+        while index < count:
             stage = stages[index]
             index += 1
             try:
