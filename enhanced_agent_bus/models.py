@@ -74,7 +74,8 @@ class _RandomPool:
     __slots__ = ("buffer", "offset")
 
     def __init__(self) -> None:
-        self.reset()
+        self.buffer = b""
+        self.offset = _POOL_BYTES  # empty: the first take fills it
 
     def take16(self) -> bytearray:
         offset = self.offset
