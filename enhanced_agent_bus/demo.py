@@ -113,11 +113,11 @@ async def run_demo(
                 server = await bus.serve_metrics(metrics_port)
             if server is not None and on_serving is not None:
                 on_serving(server.port)
-            await _register(bus)
+            await register_demo_agents(bus)
             report.agents = len(bus.agents())
             report.tenants = len({a.tenant_id for a in bus.agents()})
-            await _normal_traffic(bus, report, rounds)
-            await _denied_traffic(bus, report, Path(scratch))
+            await send_normal_traffic(bus, report, rounds)
+            await send_denied_traffic(bus, report, Path(scratch))
             report.constitutional_hash = bus.constitutional_hash
             await asyncio.sleep(0.05)  # let the dead-letter retries finish before stop
             if hold_s > 0:
@@ -131,7 +131,8 @@ async def run_demo(
     return report
 
 
-async def _register(bus: AgentBus) -> None:
+async def register_demo_agents(bus: AgentBus) -> None:
+    """The demo's seven agents in two tenants, and their topic subscriptions."""
     await bus.register_agent("planner", _planner, tenant_id="acme", role="planner")
     await bus.register_agent("coder", _coder, tenant_id="acme", role="worker")
     await bus.register_agent("reviewer", _reviewer, tenant_id="acme", role="reviewer")
@@ -143,7 +144,8 @@ async def _register(bus: AgentBus) -> None:
     await bus.subscribe("reporter", "builds")  # another tenant: must never see acme's builds
 
 
-async def _normal_traffic(bus: AgentBus, report: DemoReport, rounds: int) -> None:
+async def send_normal_traffic(bus: AgentBus, report: DemoReport, rounds: int) -> None:
+    """Commands in both tenants, a request/reply, a topic event, a broadcast, a failing tool."""
     for i in range(rounds):
         report.record(
             "command",
@@ -180,12 +182,15 @@ async def _normal_traffic(bus: AgentBus, report: DemoReport, rounds: int) -> Non
         await bus.request(bus.message("planner", "flaky-tool", {"call": "llm"}), timeout=5)
 
 
-async def _denied_traffic(bus: AgentBus, report: DemoReport, scratch: Path) -> None:
+async def send_denied_traffic(bus: AgentBus, report: DemoReport, scratch: Path) -> None:
+    """Rotate the constitution, then send one message per way the pipeline denies (and the
+    transfer that passes its constraint). ``scratch`` is a writable, empty directory."""
     # Rotate the constitution: a message built under the old hash is now stale.
     built_before_rotation = bus.message("planner", "coder", {"task": "old plan"})
     amended = scratch / "constitution-v2"
     shutil.copytree(default_bundle_path(), amended)
-    (amended / "AMENDMENT.md").write_text("Amendment 1: the demo rotated the constitution.\n")
+    # Naming the hash it amends makes every rotation a new constitution.
+    (amended / "AMENDMENT.md").write_text(f"Amends constitution {bus.constitutional_hash}.\n")
     await bus.load_constitution(amended)
     report.record("stale hash", await bus.send_message(built_before_rotation))
     report.record(

@@ -8,7 +8,7 @@ on a real :class:`AgentBus` in-process, flushes audit and metering, and
 captures ``bus.metrics.exposition()`` and ``bus.stats()`` before the bus stops.
 ``run_demo`` itself cannot be used for this: a bus unregisters its metrics when
 it stops, and ``run_demo`` has no hook between the end of its scenario and the
-stop, so :class:`DemoTraffic` replays the same scenario through the public API.
+stop, so :class:`DemoTraffic` runs the demo's own scenario functions on a bus it owns.
 
 Components the catalogue maps stats for but the bus does not have yet
 (:data:`NOT_YET_BUILT`) produce nothing on a real bus. Dashboard queries that
@@ -25,26 +25,28 @@ load this file by path to reuse all of the above, so keep it importable on its o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
 from enhanced_agent_bus import (
     AgentBus,
-    AgentContext,
     BusSettings,
-    DeliveryFailedError,
     RetrySettings,
 )
 from enhanced_agent_bus.background import AuditSettings, MeteringSettings
+from enhanced_agent_bus.demo import (
+    DemoReport,
+    register_demo_agents,
+    send_denied_traffic,
+    send_normal_traffic,
+)
 from enhanced_agent_bus.models import (
     AgentMessage,
     DeadLetter,
@@ -72,25 +74,6 @@ from enhanced_agent_bus.observability import (
 DEMO_ROUNDS: Final = 3
 
 
-async def _planner(message: AgentMessage, context: AgentContext) -> dict[str, Any]:
-    return {"ack": True}
-
-
-async def _coder(message: AgentMessage, context: AgentContext) -> dict[str, Any]:
-    if message.message_type is MessageType.QUERY:
-        return {"status": "green", "tests": 42}
-    await context.publish("builds", {"build": message.payload.get("task", "?"), "ok": True})
-    return {"done": message.payload.get("task")}
-
-
-async def _reviewer(message: AgentMessage, context: AgentContext) -> dict[str, Any]:
-    return {"reviewed": message.message_id}
-
-
-async def _flaky(message: AgentMessage, context: AgentContext) -> dict[str, Any]:
-    raise ConnectionError("upstream model API unavailable")
-
-
 def demo_settings(scratch: Path, *, stage_timing_sample_every: int = 16) -> BusSettings:
     """The demo's settings with tenant labels on; audit and metering write under ``scratch``."""
     database = scratch / "agentbus-audit.sqlite3"
@@ -108,85 +91,33 @@ def demo_settings(scratch: Path, *, stage_timing_sample_every: int = 16) -> BusS
 
 
 class DemoTraffic:
-    """demo.py's agents and messages, sent through the public AgentBus API.
+    """demo.py's agents and messages (the package's own scenario functions), on a bus the
+    test owns - so it can read the bus's exposition before the bus stops.
 
-    :meth:`setup` registers the agents and rotates the constitution once (so a
-    stale hash exists); each :meth:`round` then sends the demo's normal traffic
-    and every message the demo expects to be denied.
+    :meth:`setup` registers the demo's agents; each :meth:`round` sends one round of
+    the demo's normal traffic, rotates the constitution, and sends every message the
+    demo expects to be denied (plus the transfer that passes its constraint).
     """
 
     def __init__(self, bus: AgentBus, scratch: Path) -> None:
         self.bus = bus
         self._scratch = scratch
-        self._previous_hash = ""
-        self.results: list[DeliveryResult] = []
+        self._report = DemoReport()
+        self._rounds = 0
+
+    @property
+    def results(self) -> list[DeliveryResult]:
+        return [result for _, result in self._report.results]
 
     async def setup(self) -> None:
-        bus = self.bus
-        await bus.register_agent("planner", _planner, tenant_id="acme", role="planner")
-        await bus.register_agent("coder", _coder, tenant_id="acme", role="worker")
-        await bus.register_agent("reviewer", _reviewer, tenant_id="acme", role="reviewer")
-        await bus.register_agent("flaky-tool", _flaky, tenant_id="acme", role="worker")
-        await bus.register_agent("council", _reviewer, tenant_id="acme", role="governance")
-        await bus.register_agent("analyst", _planner, tenant_id="globex", role="planner")
-        await bus.register_agent("reporter", _reviewer, tenant_id="globex", role="worker")
-        await bus.subscribe("reviewer", "builds")
-        await bus.subscribe("reporter", "builds")  # another tenant: must never see acme's
-        self._previous_hash = bus.constitutional_hash
-        amended = self._scratch / "constitution-v2"
-        shutil.copytree(bus.constitution.path, amended)
-        (amended / "AMENDMENT.md").write_text("Amendment 1: the test rotated the constitution.\n")
-        await bus.load_constitution(amended)
-
-    def _record(self, result: DeliveryResult | list[DeliveryResult]) -> None:
-        self.results.extend(result if isinstance(result, list) else [result])
+        await register_demo_agents(self.bus)
 
     async def round(self, index: int) -> None:
-        bus = self.bus
-        send = bus.send_message
-        self._record(await send(bus.message("planner", "coder", {"task": f"tests #{index}"})))
-        self._record(await send(bus.message("analyst", "reporter", {"report": f"#{index}"})))
-        query = bus.message("planner", "coder", {"q": "status?"}, message_type=MessageType.QUERY)
-        await bus.request(query, timeout=5)
-        event = bus.message("coder", None, {"build": "main"}, message_type=MessageType.EVENT)
-        self._record(await bus.publish("builds", event))
-        notice = bus.message(
-            "analyst", None, {"notice": "closed"}, message_type=MessageType.NOTIFICATION
-        )
-        self._record(await bus.broadcast(notice))
-        with contextlib.suppress(DeliveryFailedError):  # the flaky tool is dead-lettered
-            await bus.request(bus.message("planner", "flaky-tool", {"call": "llm"}), timeout=5)
-        await self._denied(index)
-
-    async def _denied(self, index: int) -> None:
-        bus = self.bus
-        send = bus.send_message
-        for stale_or_forged in (self._previous_hash, "0" * 64):
-            message = bus.message(
-                "planner", "coder", {"task": "old plan"}, constitutional_hash=stale_or_forged
-            )
-            self._record(await send(message))
-        self._record(await send(bus.message("planner", "reporter", {"peek": "globex"})))
-        oversize = {"blob": "x" * (bus.settings.max_payload_bytes + 1)}
-        self._record(await send(bus.message("planner", "coder", oversize)))
-        self._record(await send(bus.message("coder", "planner", {"order": "deploy now"})))
-        for proposer in ("planner", "reviewer"):  # governance; then self-validation
-            validation = bus.message(
-                "reviewer",
-                "council",
-                {"proposal": f"#{index}"},
-                message_type=MessageType.GOVERNANCE_REQUEST,
-                metadata={"action": "validate", "proposed_by": proposer},
-            )
-            self._record(await send(validation))
-        for amount in (2500, 7500):  # a transfer within, then over, the budget it carries
-            transfer = bus.message(
-                "planner",
-                "coder",
-                {"action": "transfer", "amount": amount, "currency": "EUR", "to_account": "OPS-7"},
-                metadata={"budget": "5000"},
-            )
-            self._record(await send(transfer))
+        self._rounds += 1
+        scratch = self._scratch / f"round-{self._rounds}"
+        scratch.mkdir()
+        await send_normal_traffic(self.bus, self._report, rounds=1)
+        await send_denied_traffic(self.bus, self._report, scratch)
 
 
 @dataclass(frozen=True)
