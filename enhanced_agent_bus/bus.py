@@ -8,8 +8,7 @@ import logging
 import re
 import time
 import warnings
-from collections import Counter
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -21,36 +20,29 @@ from .background import AuditLog, AuditSink, Metering
 from .clock import Clock, SystemClock
 from .components import BusComponents
 from .constitution import Constitution, HashRotation, load_bundle
-from .dead_letters import DeadLetterStore
 from .delivery import Dispatcher
 from .errors import (
-    AgentNotRegisteredError,
-    BackpressureError,
     BusNotStartedError,
     BusStateError,
     ConfigurationError,
-    ConstitutionalHashMismatchError,
-    DeliveryFailedError,
-    MessageDeniedError,
     MessageTimeoutError,
     MessageValidationError,
-    TenantIsolationError,
 )
-from .mailbox import Envelope, Mailbox, PutOutcome
+from .mailbox import Mailbox
 from .models import (
     AGENT_ID_PATTERN,
     AgentMessage,
     DeadLetter,
     DeliveryResult,
     DeliveryStatus,
-    Reason,
     describe_validation_error,
     validate_json_object,
 )
 from .observability import BusMetrics, MetricsServer
 from .observers import BusObserver
-from .pipeline import Pipeline, StageContext, Verdict, VerdictKind
+from .pipeline import Pipeline
 from .registry import AgentRecord, AgentRegistry, Handler, check_identifier, check_topic
+from .routing import Router, denial_error
 from .settings import BackpressurePolicy, BusSettings
 from .tasks import TaskSupervisor
 from .timers import TimerWheel
@@ -112,10 +104,6 @@ class AgentBus:
         self._components = BusComponents(
             self._settings, self._supervisor, self._clock, audit_sink=audit_sink
         )
-        self._observers: tuple[BusObserver, ...] = (*self._components.observers, *observers)
-        self._dead_letters = DeadLetterStore(
-            self._settings.dead_letter_capacity, self._notify_dead_letter
-        )
         self._constitution: Constitution = load_bundle(self._settings.constitution_path)
         self._rotation = HashRotation(
             self._constitution.hash, grace_s=self._settings.rotation_grace_s, clock=self._clock
@@ -123,11 +111,12 @@ class AgentBus:
         self._pipeline: Pipeline = self._components.build_pipeline(
             self._constitution, self._rotation
         )
-        # Per-status counts as plain ints: an Enum-keyed dict pays a Python-level
-        # Enum.__hash__ twice per message.
-        self._delivered = self._denied = self._dead_lettered = self._deliberating = 0
-        self._denied_by_code: Counter[str] = Counter()
-        self.observer_errors_total = 0
+        self._router = Router(
+            self._registry,
+            self._pipeline,
+            (*self._components.observers, *observers),
+            self._settings.dead_letter_capacity,
+        )
         self._metrics_server: MetricsServer | None = None
         self._components.attach_stats(self.stats)
 
@@ -285,6 +274,7 @@ class AgentBus:
         previous, retired = self._constitution, self._pipeline
         # One synchronous step: no message ever sees the new pipeline with the old hash.
         self._constitution, self._pipeline = constitution, pipeline
+        self._router.pipeline = pipeline
         if constitution.hash != previous.hash:
             self._rotation.rotate(constitution.hash)
         if running:
@@ -446,7 +436,7 @@ class AgentBus:
             self,
             record,
             self._settings,
-            self._dead_letters.add,
+            self._router.dead_letters.add,
             lambda: self._constitution.hash,
             self._timers,
         )
@@ -502,7 +492,7 @@ class AgentBus:
                 f"message {message.message_id!r} has no to_agent; set it, or use "
                 "bus.publish(topic, message) / bus.broadcast(message)"
             )
-        result = self._send_to(message, message.to_agent, None, started)
+        result = self._router.send_to(message, message.to_agent, None, started)
         if isinstance(result, DeliveryResult):
             return result
         return await result
@@ -527,11 +517,11 @@ class AgentBus:
             )
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[AgentMessage] = loop.create_future()
-        result = self._send_to(message, to_agent, reply, started)
+        result = self._router.send_to(message, to_agent, reply, started)
         if not isinstance(result, DeliveryResult):
             result = await result
         if result.status is not DeliveryStatus.DELIVERED:
-            raise self._denial_error(result, message)
+            raise denial_error(result, message)
         timeout_s = timeout if timeout is not None else self._settings.request_timeout_s
         expiry = self._timers.schedule(timeout_s, _expire_reply, reply, message, timeout_s)
         try:
@@ -561,13 +551,15 @@ class AgentBus:
             )
         sender = self._registry.find(message.from_agent)
         if sender is None:
-            return [self._unknown_agent(message, message.from_agent, "unknown_sender", started)]
+            return [
+                self._router.unknown_agent(message, message.from_agent, "unknown_sender", started)
+            ]
         recipients = [
             r
             for r in self._registry.subscribers(topic)
             if r.tenant_id == sender.tenant_id and r is not sender
         ]
-        return await self._fan_out(message, sender, recipients, "no_subscribers", started)
+        return await self._router.fan_out(message, sender, recipients, "no_subscribers", started)
 
     async def broadcast(self, message: AgentMessage) -> list[DeliveryResult]:
         """Deliver ``message`` to every other agent of the sender's tenant (never beyond it)."""
@@ -580,263 +572,41 @@ class AgentBus:
             )
         sender = self._registry.find(message.from_agent)
         if sender is None:
-            return [self._unknown_agent(message, message.from_agent, "unknown_sender", started)]
+            return [
+                self._router.unknown_agent(message, message.from_agent, "unknown_sender", started)
+            ]
         recipients = [r for r in self._registry.tenant_members(sender.tenant_id) if r is not sender]
-        return await self._fan_out(message, sender, recipients, "no_recipients", started)
-
-    async def _fan_out(
-        self,
-        message: AgentMessage,
-        sender: AgentRecord,
-        recipients: list[AgentRecord],
-        empty_code: str,
-        started: int,
-    ) -> list[DeliveryResult]:
-        if not recipients:
-            target = f"topic:{message.topic}" if message.topic else f"tenant:{sender.tenant_id}"
-            reason = Reason(
-                "routing",
-                empty_code,
-                f"no agent in tenant {sender.tenant_id!r} receives this message ({target})",
-            )
-            # Observers hear of it once, as the DEAD_LETTERED decision below.
-            self._dead_letters.add(
-                DeadLetter(
-                    message=message,
-                    recipient=target,
-                    cause=reason.message,
-                    code=empty_code,
-                    attempts=0,
-                ),
-                notify=False,
-            )
-            return [self._finish(message, DeliveryStatus.DEAD_LETTERED, (reason,), None, started)]
-        results = []
-        for recipient in recipients:
-            result = self._route(message, sender, recipient, None, started)
-            results.append(result if isinstance(result, DeliveryResult) else await result)
-        return results
-
-    def _send_to(
-        self,
-        message: AgentMessage,
-        to_agent: str,
-        reply: asyncio.Future[AgentMessage] | None,
-        started: int,
-    ) -> DeliveryResult | Awaitable[DeliveryResult]:
-        sender = self._registry.find(message.from_agent)
-        if sender is None:
-            return self._unknown_agent(message, message.from_agent, "unknown_sender", started)
-        recipient = self._registry.find(to_agent)
-        if recipient is None:
-            return self._unknown_agent(message, to_agent, "unknown_recipient", started)
-        return self._route(message, sender, recipient, reply, started)
-
-    def _route(
-        self,
-        message: AgentMessage,
-        sender: AgentRecord,
-        recipient: AgentRecord,
-        reply: asyncio.Future[AgentMessage] | None,
-        started: int,
-    ) -> DeliveryResult | Awaitable[DeliveryResult]:
-        """Validate and enqueue; synchronous unless a stage or a full mailbox must wait.
-
-        Like the pipeline, routing answers directly in the common case (no coroutine
-        frame at all) and hands back an awaitable only when something has to wait.
-        """
-        verdict = self._pipeline.check(message, StageContext(sender, recipient, message.topic))
-        if not isinstance(verdict, Verdict):
-            return self._route_after(verdict, message, recipient, reply, started)
-        return self._enqueue(verdict, message, recipient, reply, started)
-
-    async def _route_after(
-        self,
-        pending: Awaitable[Verdict],
-        message: AgentMessage,
-        recipient: AgentRecord,
-        reply: asyncio.Future[AgentMessage] | None,
-        started: int,
-    ) -> DeliveryResult:
-        outcome = self._enqueue(await pending, message, recipient, reply, started)
-        if isinstance(outcome, DeliveryResult):
-            return outcome
-        return await outcome
-
-    def _enqueue(
-        self,
-        verdict: Verdict,
-        message: AgentMessage,
-        recipient: AgentRecord,
-        reply: asyncio.Future[AgentMessage] | None,
-        started: int,
-    ) -> DeliveryResult | Awaitable[DeliveryResult]:
-        if verdict.kind is VerdictKind.DENY:
-            return self._finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
-        if verdict.kind is VerdictKind.DELIBERATE:
-            reason = Reason(
-                "deliberation",
-                "deliberation_unavailable",
-                "the message needs deliberation but this bus has no deliberation layer; "
-                "it was denied (fail closed)",
-            )
-            return self._finish(
-                message, DeliveryStatus.DENIED, (*verdict.reasons, reason), recipient, started
-            )
-        envelope = Envelope(message, reply)
-        outcome = recipient.mailbox.try_put(envelope)
-        if outcome is PutOutcome.ACCEPTED:
-            return self._finish(message, DeliveryStatus.DELIVERED, (), recipient, started)
-        if outcome is PutOutcome.FULL:
-            return self._wait_for_room(envelope, recipient, started)
-        return self._mailbox_refused(outcome, message, recipient, started)
-
-    async def _wait_for_room(
-        self, envelope: Envelope, recipient: AgentRecord, started: int
-    ) -> DeliveryResult:
-        outcome = await recipient.mailbox.put_when_full(envelope)
-        if outcome is PutOutcome.ACCEPTED:
-            return self._finish(envelope.message, DeliveryStatus.DELIVERED, (), recipient, started)
-        return self._mailbox_refused(outcome, envelope.message, recipient, started)
-
-    def _mailbox_refused(
-        self, outcome: PutOutcome, message: AgentMessage, recipient: AgentRecord, started: int
-    ) -> DeliveryResult:
-        mailbox = recipient.mailbox
-        if outcome is PutOutcome.CLOSED:
-            reason = Reason(
-                "mailbox",
-                "mailbox_closed",
-                f"agent {recipient.agent_id!r} is unregistered or the bus stopped",
-            )
-        else:
-            reason = Reason(
-                "mailbox",
-                "backpressure",
-                f"mailbox of agent {recipient.agent_id!r} is full ({mailbox.maxsize} messages, "
-                f"policy {mailbox.backpressure!r}); retry later, consume faster, or raise "
-                "mailbox_size",
-            )
-        return self._finish(message, DeliveryStatus.DENIED, (reason,), recipient, started)
-
-    def _unknown_agent(
-        self, message: AgentMessage, agent_id: str, code: str, started: int
-    ) -> DeliveryResult:
-        role = "sender" if code == "unknown_sender" else "recipient"
-        reason = Reason(
-            "admission",
-            code,
-            f"{role} {agent_id!r} is not registered; register it with bus.register_agent first",
-        )
-        return self._finish(
-            message,
-            DeliveryStatus.DENIED,
-            (reason,),
-            None,
-            started,
-            recipient_id=agent_id if role == "recipient" else None,
-        )
-
-    def _finish(
-        self,
-        message: AgentMessage,
-        status: DeliveryStatus,
-        reasons: tuple[Reason, ...],
-        recipient: AgentRecord | None,
-        started: int,
-        recipient_id: str | None = None,
-    ) -> DeliveryResult:
-        result = DeliveryResult(
-            message.message_id,
-            status,
-            reasons,
-            (time.perf_counter_ns() - started) / 1000.0,
-            recipient.agent_id if recipient is not None else recipient_id,
-        )
-        if status is DeliveryStatus.DELIVERED:
-            self._delivered += 1
-        elif status is DeliveryStatus.DENIED:
-            self._denied += 1
-            if reasons:
-                self._denied_by_code[reasons[0].code] += 1
-        elif status is DeliveryStatus.DEAD_LETTERED:
-            self._dead_lettered += 1
-        else:
-            self._deliberating += 1
-        for observer in self._observers:
-            try:
-                observer.on_decision(message, result)
-            except Exception:
-                self.observer_errors_total += 1
-                logger.exception("observer %r failed on_decision", observer)
-        return result
-
-    def _notify_dead_letter(self, dead_letter: DeadLetter) -> None:
-        for observer in self._observers:
-            try:
-                observer.on_dead_letter(dead_letter)
-            except Exception:
-                self.observer_errors_total += 1
-                logger.exception("observer %r failed on_dead_letter", observer)
-
-    @staticmethod
-    def _denial_error(result: DeliveryResult, message: AgentMessage) -> Exception:
-        first = result.reasons[0] if result.reasons else None
-        if first is None:
-            return MessageDeniedError(result)
-        if first.code == "unknown_sender":
-            return AgentNotRegisteredError(message.from_agent, result=result)
-        if first.code == "unknown_recipient":
-            return AgentNotRegisteredError(message.to_agent or "", result=result)
-        if first.stage == "constitution":
-            return ConstitutionalHashMismatchError(result)
-        if first.stage == "tenant":
-            return TenantIsolationError(result)
-        if first.code == "backpressure":
-            return BackpressureError(result)
-        if result.status is DeliveryStatus.DEAD_LETTERED:
-            return DeliveryFailedError(
-                DeadLetter(
-                    message=message,
-                    recipient=result.recipient or "",
-                    cause=first.message,
-                    code=first.code,
-                    attempts=0,
-                )
-            )
-        return MessageDeniedError(result)
+        return await self._router.fan_out(message, sender, recipients, "no_recipients", started)
 
     # ── introspection ────────────────────────────────────────────────────────
 
     def dead_letters(self) -> list[DeadLetter]:
         """Messages accepted but not delivered, oldest first, with their causes."""
-        return self._dead_letters.snapshot()
+        return self._router.dead_letters.snapshot()
 
     def stats(self) -> dict[str, dict[str, float | int | str]]:
         """Counters per component, cheap to read (the metrics exporter scrapes this)."""
         mailboxes = [r.mailbox for r in self._registry]
+        dead_letters = self._router.dead_letters
         bus: dict[str, float | int | str] = {
             "state": self._state.value,
             "constitutional_hash": self._constitution.hash,
             "agents": len(mailboxes),
-            "sent_total": self._delivered + self._denied + self._dead_lettered + self._deliberating,
-            "delivered_total": self._delivered,
-            "denied_total": self._denied,
-            "deliberating_total": self._deliberating,
-            "dead_lettered_total": self._dead_letters.total,
-            "dead_letters_stored": len(self._dead_letters),
-            "dead_letters_evicted_total": self._dead_letters.evicted_total,
+            **self._router.counts(),
+            "dead_lettered_total": dead_letters.total,
+            "dead_letters_stored": len(dead_letters),
+            "dead_letters_evicted_total": dead_letters.evicted_total,
             "backpressure_rejections_total": sum(m.rejected_total for m in mailboxes),
             "backpressure_drops_total": sum(m.dropped_total for m in mailboxes),
             "mailbox_depth": sum(len(m) for m in mailboxes),
             "active_workers": sum(1 for m in mailboxes if m.worker is not None),
-            "observer_errors_total": self.observer_errors_total,
+            "observer_errors_total": self._router.observer_errors_total,
             "task_failures_total": self._supervisor.failures_total,
         }
         out: dict[str, dict[str, float | int | str]] = {
             "bus": bus,
-            "denied_by_code": dict(self._denied_by_code),
-            "dead_letters_by_code": dict(self._dead_letters.by_code),
+            "denied_by_code": dict(self._router.denied_by_code),
+            "dead_letters_by_code": dict(dead_letters.by_code),
         }
         out.update(self._components.stats())
         return out
