@@ -158,7 +158,10 @@ def metering_command(
     db: Annotated[Path, typer.Option("--db", help="SQLite file holding metering totals")] = (
         DEFAULT_SQLITE_PATH
     ),
-    redis_url: RedisOption = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis", help="Redis URL of the metering hashes (instead of --db)"),
+    ] = None,
     key_prefix: Annotated[
         str, typer.Option("--key-prefix", help="Key prefix of the Redis metering hashes")
     ] = DEFAULT_METERING_KEY_PREFIX,
