@@ -39,18 +39,25 @@ class HandlerWatchdog:
     ``handler_timeout_s``, not one per message.
     """
 
-    __slots__ = ("_armed", "_deadline", "_task", "_timers", "expired")
+    __slots__ = ("_armed", "_deadline", "_loop", "_task", "_timers", "baseline", "expired")
 
     def __init__(self, timers: TimerWheel) -> None:
         self._timers = timers
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._deadline = 0.0
         self._armed = False
         self.expired = False
+        #: The task's cancellation count just before the watchdog cancelled it: a
+        #: cancellation beyond it came from elsewhere and must propagate.
+        self.baseline = 0
 
     def begin(self, task: asyncio.Task[Any], timeout_s: float) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._task = task
-        self._deadline = asyncio.get_running_loop().time() + timeout_s
+        self._deadline = loop.time() + timeout_s
         self.expired = False
         if not self._armed:
             self._armed = True
@@ -70,6 +77,7 @@ class HandlerWatchdog:
             return
         self._armed = False
         self.expired = True
+        self.baseline = task.cancelling()
         task.cancel()
 
 
@@ -115,12 +123,15 @@ class Dispatcher:
             context = AgentContext(self._bus, record.agent_id, message)
             watchdog = self._watchdog
             if timeout_s is not None:
-                baseline = task.cancelling()
                 watchdog.begin(task, timeout_s)
             try:
                 value = await record.handler(message, context)
             except asyncio.CancelledError:
-                if not (timeout_s is not None and watchdog.expired and task.uncancel() <= baseline):
+                if not (
+                    timeout_s is not None
+                    and watchdog.expired
+                    and task.uncancel() <= watchdog.baseline
+                ):
                     # The bus is stopping past its drain deadline: record, keep cancelling.
                     self.fail(
                         envelope, "handler cancelled while the bus stopped", "cancelled", attempts

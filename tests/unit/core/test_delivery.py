@@ -194,3 +194,21 @@ async def test_stop_past_the_drain_deadline_dead_letters_the_rest(bundle: Path) 
     with pytest.raises(DeliveryFailedError):
         await pending
     assert bus.stats()["bus"]["active_workers"] == 0
+
+
+async def test_a_stop_cancellation_is_not_mistaken_for_a_handler_timeout(bundle: Path) -> None:
+    started = asyncio.Event()
+
+    async def stuck(message: AgentMessage, context: AgentContext) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    settings = BusSettings(constitution_path=bundle, drain_timeout_s=0.02, handler_timeout_s=60)
+    bus = AgentBus(settings)
+    await bus.start()
+    await bus.register_agent("s", Recorder(), tenant_id="t")
+    await bus.register_agent("stuck", stuck, tenant_id="t")
+    await bus.send_message(bus.message("s", "stuck"))
+    await started.wait()
+    await bus.stop()
+    assert [d.code for d in bus.dead_letters()] == ["cancelled"]
