@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from .background import AuditLog, AuditSink, Metering
 from .cache import TieredCache
@@ -39,6 +39,7 @@ from .tasks import TaskSupervisor
 logger = logging.getLogger(__name__)
 
 StatsDict = dict[str, float | int | str]
+StageT = TypeVar("StageT")
 
 
 @runtime_checkable
@@ -143,17 +144,15 @@ class BusComponents:
                 if isinstance(stage, LifecycleStage):
                     await stage.start()
                     started.append(stage)
-            policy = self._policy_stage(pipeline)
+            policy = _stage_of(pipeline, PolicyStage)
             if policy is not None:
                 await policy.warm(list(registry), list(MessageType))
         except BaseException:
             for resource in started:
                 await resource.aclose()
             raise
-        self._policy = self._policy_stage(pipeline)
-        self._constraints = next(
-            (s for s in pipeline.stages if isinstance(s, ConstraintStage)), None
-        )
+        self._policy = policy
+        self._constraints = _stage_of(pipeline, ConstraintStage)
         self.health.set("policy_engine", HealthState.HEALTHY, "")
 
     async def retire(self, pipeline: Pipeline) -> None:
@@ -192,10 +191,6 @@ class BusComponents:
         if self.metrics is not None:
             self.metrics.close()
 
-    @staticmethod
-    def _policy_stage(pipeline: Pipeline) -> PolicyStage | None:
-        return next((s for s in pipeline.stages if isinstance(s, PolicyStage)), None)
-
     def stats(self) -> dict[str, StatsDict]:
         out: dict[str, StatsDict] = {"cache": dict(self.decision_cache.stats())}
         if self._policy is not None:
@@ -208,3 +203,8 @@ class BusComponents:
             out["metering"] = dict(self.metering.stats())
         out["health"] = dict(self.health.stats())
         return out
+
+
+def _stage_of(pipeline: Pipeline, kind: type[StageT]) -> StageT | None:
+    """The pipeline's stage of type ``kind``, if it has one."""
+    return next((stage for stage in pipeline.stages if isinstance(stage, kind)), None)

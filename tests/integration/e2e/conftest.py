@@ -6,10 +6,9 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp import web
 
 from enhanced_agent_bus.constitution import default_bundle_path, load_bundle
-from tests.integration.policy.opa_compatible_server import OpaCompatibleServer
+from tests.integration.policy.opa_compatible_server import OpaCompatibleServer, serving
 
 
 @pytest.fixture(autouse=True)
@@ -27,18 +26,5 @@ def restore_root_logging() -> Iterator[None]:
 @pytest.fixture
 async def opa_server() -> AsyncIterator[OpaCompatibleServer]:
     """The policy tests' OPA-compatible server (real Rego via regorus) on a random port."""
-    server = OpaCompatibleServer(load_bundle(default_bundle_path()))
-    app = web.Application()
-    app.router.add_post("/v1/data/{path:.+}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.url = f"http://{host}:{port}"
-    try:
+    async with serving(load_bundle(default_bundle_path())) as server:
         yield server
-    finally:
-        server.release.set()
-        await runner.cleanup()
-        server.close()

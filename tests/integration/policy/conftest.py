@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from opa_compatible_server import OpaCompatibleServer
+from opa_compatible_server import OpaCompatibleServer, serving
 
 from enhanced_agent_bus.constitution import Constitution, default_bundle_path, load_bundle
 
@@ -18,18 +17,5 @@ def constitution() -> Constitution:
 
 @pytest.fixture
 async def opa_server(constitution: Constitution) -> AsyncIterator[OpaCompatibleServer]:
-    server = OpaCompatibleServer(constitution)
-    app = web.Application()
-    app.router.add_post("/v1/data/{path:.+}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.url = f"http://{host}:{port}"
-    try:
+    async with serving(constitution) as server:
         yield server
-    finally:
-        server.release.set()
-        await runner.cleanup()
-        server.close()

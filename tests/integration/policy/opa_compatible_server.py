@@ -10,6 +10,8 @@ failure behaviours the engine must survive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
@@ -78,3 +80,23 @@ def _sets_as_lists(value: object) -> object:
     if isinstance(value, set | frozenset):
         return sorted(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+@contextlib.asynccontextmanager
+async def serving(constitution: Constitution) -> AsyncIterator[OpaCompatibleServer]:
+    """An OpaCompatibleServer on 127.0.0.1 (a free port), stopped and released on exit."""
+    server = OpaCompatibleServer(constitution)
+    app = web.Application()
+    app.router.add_post("/v1/data/{path:.+}", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    server.url = f"http://{host}:{port}"
+    try:
+        yield server
+    finally:
+        server.release.set()
+        await runner.cleanup()
+        server.close()
