@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 import z3
 
 from ..models import MessageType, Reason
+from ._ast import VarType
 from ._binding import MISSING, BadValue, Participant
 from ._model import ConstraintSet, Variable
 from ._runtime import (
@@ -45,6 +46,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TIMEOUT_REASONS: Final = frozenset({"timeout", "canceled", "max. resource limit exceeded"})
+#: Any value of each type: stands in for a variable whose value cannot matter.
+_PLACEHOLDER: Final[dict[VarType, object]] = {
+    VarType.INT: 0,
+    VarType.REAL: 0,
+    VarType.BOOL: False,
+    VarType.STRING: "",
+}
 _WARM_BARRIER_S: Final = 10.0
 
 
@@ -295,12 +303,19 @@ class Z3Checker:
         for _slot, variable, bind in runtime.other_slots:
             value = bind(message, sender, recipient)
             if value is MISSING or type(value) is BadValue:
-                problem = (variable, value)
-                break
+                problem = problem or (variable, value)
+                continue
             values[variable.name] = value
-        if problem is not None and runtime.constraint.when is None:
-            outcome[index] = input_reason(runtime.constraint, *problem)
-            return None
+        if problem is not None:
+            if runtime.constraint.when is None:
+                outcome[index] = input_reason(runtime.constraint, *problem)
+                return None
+            # Whether the constraint selects the message is all Z3 must decide now (if
+            # it does, the bad input is the reason), and that rests on the selector's
+            # variables alone. Pin the unbound rest so Z3 gets a ground problem: a free
+            # variable in nonlinear arithmetic could keep it busy until the timeout.
+            for _slot, variable, _bind in runtime.other_slots:
+                values.setdefault(variable.name, _PLACEHOLDER[variable.type])
         return _Candidate(index, values, problem)
 
     def _undecided(self, prepared: _Prepared) -> Reason:

@@ -9,6 +9,7 @@ from constraint_helpers import RECIPIENT, SENDER, SPEND, constraints, message
 
 from enhanced_agent_bus.constraints import (
     CODE_ERROR,
+    CODE_INPUT,
     CODE_VIOLATED,
     CompiledChecker,
     ConstraintSet,
@@ -170,3 +171,35 @@ async def test_warm_builds_one_prepared_solver_per_thread_and_type() -> None:
     # after close a late check builds a one-off solver and keeps nothing
     assert await checker.check(msg, SENDER, RECIPIENT) == ()  # type: ignore[misc]
     assert checker.stats()["solvers_built"] == 4
+
+
+def test_bad_input_to_a_selected_constraint_is_named_without_solving_the_rest() -> None:
+    # Found by the differential property test: with `n1` unusable and the rest of the
+    # constraint left free, Z3 searched nonlinear int/real arithmetic until its timeout
+    # (a fail-closed constraint_error) instead of naming the bad input.
+    checks = constraints(
+        """
+        constraints:
+          - id: c0
+            description: selected by b1, with a nonlinear assertion
+            vars:
+              b1: {field: payload.b1, type: Bool}
+              s1: {field: payload.s1, type: String}
+              s2: {field: metadata.s2, type: String, default: ''}
+              n1: {field: payload.n1, type: Int, default: -15}
+              n2: {field: metadata.n2, type: Int, default: 0}
+            assert: ['b1', 's2 == s1', 'n1 * n2 not in [0, 0, 5774.38]']
+            applies_to: {when: b1}
+        """
+    )
+    bad = message({"n1": "oops", "b1": True, "s1": ""}, {"n2": "0", "s2": "oops"})
+    unselected = message({"n1": "oops", "b1": False, "s1": ""}, {"n2": "0", "s2": "oops"})
+    checker = Z3Checker(checks, timeout_ms=10_000)
+    try:
+        (reason,) = checker.evaluate(bad, SENDER, RECIPIENT)
+        assert checker.evaluate(unselected, SENDER, RECIPIENT) == ()
+    finally:
+        checker.close()
+    assert reason.code == CODE_INPUT, reason.message
+    assert "'n1'" in reason.message and "'oops'" in reason.message
+    assert (reason,) == CompiledChecker(checks).check(bad, SENDER, RECIPIENT)
