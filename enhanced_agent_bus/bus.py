@@ -118,6 +118,8 @@ class AgentBus:
             self._settings.dead_letter_capacity,
         )
         self._metrics_server: MetricsServer | None = None
+        #: The loop the bus runs on, bound by start(): the request path reads it per call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._components.attach_stats(self.stats)
 
     # ── lifecycle ────────────────────────────────────────────────────────────
@@ -141,6 +143,7 @@ class AgentBus:
                 f"AgentBus is {self._state.value}; start() runs once. Create a new AgentBus."
             )
         await self._components.start(self._registry, self._pipeline)
+        self._loop = asyncio.get_running_loop()
         self._state = BusState.RUNNING
         if self._settings.observability.metrics_port is not None:
             await self.serve_metrics()
@@ -437,7 +440,7 @@ class AgentBus:
             record,
             self._settings,
             self._router.dead_letters.add,
-            lambda: self._constitution.hash,
+            self._rotation,
             self._timers,
         )
 
@@ -508,14 +511,20 @@ class AgentBus:
             DeliveryFailedError: the handler failed on every attempt.
             MessageValidationError: no ``to_agent``, or the handler's reply is not a JSON object.
         """
-        self._ensure_running()
+        loop = self._loop
+        if (
+            loop is None
+            or self._state is not BusState.RUNNING
+            or self._supervisor.failure is not None
+        ):
+            self._ensure_running()  # raises unless draining
+            loop = asyncio.get_running_loop()
         started = time.perf_counter_ns()
         to_agent = message.to_agent
         if to_agent is None:
             raise MessageValidationError(
                 f"request() needs a recipient: message {message.message_id!r} has no to_agent"
             )
-        loop = asyncio.get_running_loop()
         reply: asyncio.Future[AgentMessage] = loop.create_future()
         result = self._router.send_to(message, to_agent, reply, started)
         if not isinstance(result, DeliveryResult):

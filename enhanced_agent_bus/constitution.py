@@ -175,23 +175,20 @@ class HashRotation:
     def __init__(self, active_hash: str, *, grace_s: float, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._grace_s = grace_s
-        self._active = _ascii(active_hash)
+        #: The hash of the active constitution (read-only outside :meth:`rotate`).
+        self.active_hash = _ascii(active_hash)
         self._previous: str | None = None
         self._previous_until = 0.0
         self._retired: list[str] = []
-
-    @property
-    def active_hash(self) -> str:
-        return self._active
 
     def rotate(self, new_hash: str) -> None:
         """Make ``new_hash`` active; the old one stays accepted for the grace window."""
         if self._previous is not None:
             self._retired.append(self._previous)
             del self._retired[:-8]  # remembered only to say "stale" rather than "unknown"
-        self._previous = self._active
+        self._previous = self.active_hash
         self._previous_until = self._clock.monotonic() + self._grace_s
-        self._active = _ascii(new_hash)
+        self.active_hash = _ascii(new_hash)
 
     def status(self, candidate: str) -> HashStatus:
         if not candidate:
@@ -199,7 +196,7 @@ class HashRotation:
         if not candidate.isascii():
             return HashStatus.UNKNOWN
         # compare_digest takes ASCII str directly: no per-message encode.
-        if hmac.compare_digest(candidate, self._active):
+        if hmac.compare_digest(candidate, self.active_hash):
             return HashStatus.ACTIVE
         if self._previous is not None and hmac.compare_digest(candidate, self._previous):
             if self._clock.monotonic() < self._previous_until:

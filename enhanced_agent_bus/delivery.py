@@ -15,8 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .constitution import HashRotation
 from .context import AgentContext
-from .errors import BusStateError, DeliveryFailedError, MessageValidationError
+from .errors import DeliveryFailedError, MessageValidationError
 from .mailbox import Envelope
 from .models import AgentMessage, DeadLetter, MessageType, validate_json_object
 from .settings import BusSettings
@@ -39,12 +40,13 @@ class HandlerWatchdog:
     ``handler_timeout_s``, not one per message.
     """
 
-    __slots__ = ("_armed", "_deadline", "_loop", "_task", "_timers", "baseline", "expired")
+    __slots__ = ("_armed", "_deadline", "_timers", "baseline", "expired", "task")
 
     def __init__(self, timers: TimerWheel) -> None:
         self._timers = timers
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
+        #: The worker task whose handler call is in flight; the dispatcher sets it back
+        #: to None when the call returns (a plain store: this runs once per message).
+        self.task: asyncio.Task[Any] | None = None
         self._deadline = 0.0
         self._armed = False
         self.expired = False
@@ -53,25 +55,19 @@ class HandlerWatchdog:
         self.baseline = 0
 
     def begin(self, task: asyncio.Task[Any], timeout_s: float) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self._task = task
-        self._deadline = loop.time() + timeout_s
+        self.task = task
+        self._deadline = self._timers.clock() + timeout_s
         self.expired = False
         if not self._armed:
             self._armed = True
             self._timers.schedule(timeout_s, self._fire)
 
-    def end(self) -> None:
-        self._task = None
-
     def _fire(self) -> None:
-        task = self._task
+        task = self.task
         if task is None:
             self._armed = False
             return
-        remaining = self._deadline - asyncio.get_running_loop().time()
+        remaining = self._deadline - self._timers.clock()
         if remaining > 0:
             self._timers.schedule(remaining, self._fire)
             return
@@ -86,10 +82,12 @@ class Dispatcher:
 
     __slots__ = (
         "_bus",
-        "_constitutional_hash",
         "_dead_letter",
+        "_max_payload_bytes",
         "_record",
-        "_settings",
+        "_retry",
+        "_rotation",
+        "_timeout_s",
         "_watchdog",
     )
 
@@ -99,33 +97,35 @@ class Dispatcher:
         record: AgentRecord,
         settings: BusSettings,
         dead_letter: Callable[[DeadLetter], None],
-        constitutional_hash: Callable[[], str],
+        rotation: HashRotation,
         timers: TimerWheel,
     ) -> None:
         self._bus = bus
         self._record = record
-        self._settings = settings
+        # Settings are immutable for a bus's life: read once, not per message.
+        self._timeout_s = settings.handler_timeout_s
+        self._retry = settings.retry
+        self._max_payload_bytes = settings.max_payload_bytes
         self._dead_letter = dead_letter
-        self._constitutional_hash = constitutional_hash
+        #: Replies carry the hash active when they are made.
+        self._rotation = rotation
         self._watchdog = HandlerWatchdog(timers)
 
-    async def deliver(self, envelope: Envelope) -> None:
+    async def deliver(self, envelope: Envelope, task: asyncio.Task[Any]) -> None:
+        """Call the handler for ``envelope`` in ``task`` (the mailbox worker's own task)."""
         message = envelope.message
         record = self._record
-        timeout_s = self._settings.handler_timeout_s
-        retry = self._settings.retry
-        task = asyncio.current_task()
-        if task is None:
-            raise BusStateError("Dispatcher.deliver must run inside the mailbox worker task")
+        timeout_s = self._timeout_s
+        watchdog = self._watchdog
         attempts = 0
         while True:
             attempts += 1
-            context = AgentContext(self._bus, record.agent_id, message)
-            watchdog = self._watchdog
             if timeout_s is not None:
                 watchdog.begin(task, timeout_s)
             try:
-                value = await record.handler(message, context)
+                value = await record.handler(
+                    message, AgentContext(self._bus, record.agent_id, message)
+                )
             except asyncio.CancelledError:
                 if not (
                     timeout_s is not None
@@ -152,8 +152,7 @@ class Dispatcher:
                     task.uncancel()  # the handler swallowed our cancel and returned: withdraw it
                 cause = code = ""
             finally:
-                if timeout_s is not None:
-                    watchdog.end()
+                watchdog.task = None
             if code:
                 logger.debug(
                     "handler of %s failed on %s (attempt %d): %s",
@@ -163,10 +162,10 @@ class Dispatcher:
                     code,
                     extra={"agent_id": record.agent_id, "message_id": message.message_id},
                 )
-                if attempts > retry.max_retries:
+                if attempts > self._retry.max_retries:
                     self.fail(envelope, cause, code, attempts)
                     return
-                await asyncio.sleep(retry.delay_s(attempts))
+                await asyncio.sleep(self._retry.delay_s(attempts))
                 continue
             reply = envelope.reply
             if reply is not None and not reply.done():
@@ -188,7 +187,7 @@ class Dispatcher:
                 envelope, f"{self._describe_reply(message)}: {exc}", "invalid_reply", attempts
             )
             return
-        limit = self._settings.max_payload_bytes
+        limit = self._max_payload_bytes
         if size > limit:
             self.fail(
                 envelope,
@@ -205,7 +204,7 @@ class Dispatcher:
             record.tenant_id,
             payload,
             size,
-            self._constitutional_hash(),
+            self._rotation.active_hash,
             MessageType.RESPONSE,
             message.correlation_id or message.message_id,
         )

@@ -32,7 +32,7 @@ from typing import Any, Final
 from .bus import AgentBus
 from .constitution import load_bundle
 from .context import AgentContext
-from .models import AgentMessage, MessageType
+from .models import AgentMessage, DeliveryResult, MessageType
 from .settings import BusSettings, MailboxSettings
 
 PAYLOAD = {"task": "write tests", "priority": 3, "tags": ["unit", "fast"]}
@@ -69,9 +69,8 @@ def _summarize(name: str, latencies_ns: list[int], seconds: float) -> ScenarioRe
     )
 
 
-async def _sequential(name: str, n: int, op: Callable[[], Awaitable[Any]]) -> ScenarioResult:
-    for _ in range(min(1000, n)):
-        await op()
+async def _sequential(n: int, op: Callable[[], Awaitable[Any]]) -> tuple[list[int], int]:
+    """Latencies (ns) of ``n`` awaits of ``op`` one after another, and the total ns."""
     gc.collect()
     latencies = [0] * n
     clock = time.perf_counter_ns
@@ -80,12 +79,13 @@ async def _sequential(name: str, n: int, op: Callable[[], Awaitable[Any]]) -> Sc
         t0 = clock()
         await op()
         latencies[i] = clock() - t0
-    return _summarize(name, latencies, (clock() - began) / 1e9)
+    return latencies, clock() - began
 
 
 async def _concurrent(
-    name: str, n: int, senders: int, op: Callable[[], Awaitable[Any]]
-) -> ScenarioResult:
+    n: int, senders: int, op: Callable[[], Awaitable[Any]]
+) -> tuple[list[int], int]:
+    """Latencies (ns) of ``n`` awaits of ``op`` spread over ``senders`` tasks, and the total ns."""
     per_sender = max(1, n // senders)
     clock = time.perf_counter_ns
     results: list[list[int]] = []
@@ -98,15 +98,42 @@ async def _concurrent(
             mine[i] = clock() - t0
         results.append(mine)
 
-    for _ in range(min(1000, n)):
-        await op()
     gc.collect()
     began = clock()
     async with asyncio.TaskGroup() as group:
         for index in range(senders):
             group.create_task(sender(), name=f"bench-sender-{index}")
-    seconds = (clock() - began) / 1e9
-    return _summarize(name, [x for part in results for x in part], seconds)
+    return [x for part in results for x in part], clock() - began
+
+
+async def _warm_up(n: int, op: Callable[[], Awaitable[Any]]) -> None:
+    for _ in range(min(1000, n)):
+        await op()
+
+
+class _Tally:
+    """One scenario's latencies and time, summed over the rounds it ran in."""
+
+    __slots__ = ("latencies", "ns")
+
+    def __init__(self) -> None:
+        self.latencies: list[int] = []
+        self.ns = 0
+
+    def add(self, measured: tuple[list[int], int]) -> None:
+        self.latencies.extend(measured[0])
+        self.ns += measured[1]
+
+    def result(self, name: str) -> ScenarioResult:
+        return _summarize(name, self.latencies, self.ns / 1e9)
+
+
+def _rate(measured: tuple[list[int], int]) -> float:
+    return len(measured[0]) / measured[1] if measured[1] else 0.0
+
+
+def _p99(measured: tuple[list[int], int]) -> float:
+    return _percentile(sorted(measured[0]), 0.99)
 
 
 async def _echo(message: AgentMessage, context: AgentContext | None) -> dict[str, Any]:
@@ -171,27 +198,16 @@ def _profile_settings(base: BusSettings, profile: str, scratch: Path) -> BusSett
     return base.model_copy(update=update)
 
 
-async def _floor(n: int, senders: int) -> list[ScenarioResult]:
-    query = AgentMessage(
-        from_agent="planner", to_agent="worker", tenant_id="bench", payload=PAYLOAD
-    )
-    results = [await _sequential("floor.direct", n, lambda: _echo(query, None))]
-    floor = _QueueFloor()
-    worker = asyncio.get_running_loop().create_task(floor.worker(), name="bench-floor")
-    try:
-        results.append(await _sequential("floor.queue", n, lambda: floor.request(query)))
-        results.append(
-            await _concurrent(f"floor.queue x{senders}", n, senders, lambda: floor.request(query))
-        )
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-    return results
-
-
-async def _bus_scenarios(
-    settings: BusSettings, profile: str, n: int, senders: int
-) -> tuple[list[ScenarioResult], list[str]]:
+async def _profile_run(
+    settings: BusSettings,
+    profile: str,
+    floor: _QueueFloor,
+    floor_tallies: tuple[_Tally, _Tally],
+    n: int,
+    senders: int,
+    rounds: int,
+) -> tuple[list[ScenarioResult], list[str], list[dict[str, float]]]:
+    """One profile's bus beside the floor on one loop, their request blocks interleaved."""
     results: list[ScenarioResult] = []
     async with AgentBus(settings) as bus:
         await bus.register_agent("planner", _echo, tenant_id="bench", role="planner")
@@ -202,43 +218,64 @@ async def _bus_scenarios(
         async def build() -> AgentMessage:
             return bus.message("planner", "worker", PAYLOAD)
 
-        results.append(await _sequential(f"{profile}: bus.message (build)", n, build))
-        results.append(
-            await _sequential(f"{profile}: send_message", n, lambda: bus.send_message(command))
-        )
+        async def send() -> DeliveryResult:
+            return await bus.send_message(command)
+
+        for name, op in (("bus.message (build)", build), ("send_message", send)):
+            await _warm_up(n, op)
+            tally = _Tally()
+            tally.add(await _sequential(n, op))
+            results.append(tally.result(f"{profile}: {name}"))
         # Let the worker catch up so the request scenarios start from empty mailboxes.
         while bus.stats()["bus"]["mailbox_depth"]:
             await asyncio.sleep(0.01)
-        results.append(await _sequential(f"{profile}: request", n, lambda: bus.request(query)))
-        results.append(
-            await _concurrent(
-                f"{profile}: request x{senders}", n, senders, lambda: bus.request(query)
+
+        def bus_request() -> Awaitable[AgentMessage]:
+            return bus.request(query)
+
+        def floor_request() -> Awaitable[dict[str, Any]]:
+            return floor.request(query)
+
+        await _warm_up(n, bus_request)
+        await _warm_up(n, floor_request)
+        block = max(senders, n // rounds)
+
+        async def run_sequential(op: Callable[[], Awaitable[Any]]) -> tuple[list[int], int]:
+            return await _sequential(block, op)
+
+        async def run_concurrent(op: Callable[[], Awaitable[Any]]) -> tuple[list[int], int]:
+            return await _concurrent(block, senders, op)
+
+        seq, conc = _Tally(), _Tally()
+        ratios: list[dict[str, float]] = []
+        for index in range(rounds):
+            # Floor and bus take turns going first, so a drift in machine speed
+            # during a round weighs on both.
+            pairs = []
+            for run in (run_sequential, run_concurrent):
+                if index % 2 == 0:
+                    floor_measured = await run(floor_request)
+                    bus_measured = await run(bus_request)
+                else:
+                    bus_measured = await run(bus_request)
+                    floor_measured = await run(floor_request)
+                pairs.append((floor_measured, bus_measured))
+            (floor_seq, bus_seq), (floor_conc, bus_conc) = pairs
+            floor_tallies[0].add(floor_seq)
+            floor_tallies[1].add(floor_conc)
+            seq.add(bus_seq)
+            conc.add(bus_conc)
+            ratios.append(
+                {
+                    f"{profile}: request msgs/s vs queue floor": _rate(bus_seq) / _rate(floor_seq),
+                    f"{profile}: request x{senders} p99 vs queue floor p99": _p99(bus_conc)
+                    / _p99(floor_conc),
+                }
             )
-        )
+        results.append(seq.result(f"{profile}: request"))
+        results.append(conc.result(f"{profile}: request x{senders}"))
         stages = list(bus.pipeline_stages)
-    return results, stages
-
-
-def _round_ratios(
-    by_name: dict[str, ScenarioResult], profiles: tuple[str, ...], senders: int
-) -> dict[str, float]:
-    floor_seq = by_name["floor.queue"]
-    floor_conc = by_name[f"floor.queue x{senders}"]
-    ratios: dict[str, float] = {}
-    for profile in profiles:
-        seq = by_name[f"{profile}: request"]
-        conc = by_name[f"{profile}: request x{senders}"]
-        ratios[f"{profile}: request msgs/s vs queue floor"] = seq.msgs_per_s / floor_seq.msgs_per_s
-        ratios[f"{profile}: request x{senders} p99 vs queue floor p99"] = (
-            conc.p99_us / floor_conc.p99_us
-        )
-    return ratios
-
-
-def _median_result(name: str, rounds: list[ScenarioResult]) -> ScenarioResult:
-    """The round with the median throughput (so its latencies belong to one real run)."""
-    ordered = sorted(rounds, key=lambda r: r.msgs_per_s)
-    return ordered[len(ordered) // 2]
+    return results, stages, ratios
 
 
 async def run_harness(
@@ -246,13 +283,16 @@ async def run_harness(
     senders: int = 100,
     settings: BusSettings | None = None,
     profiles: tuple[str, ...] = PROFILES,
-    rounds: int = 3,
+    rounds: int = 10,
 ) -> dict[str, Any]:
-    """Run the floor and every bus profile ``rounds`` times in this process.
+    """Run the floor and every bus profile in this process; ratios are interleaved A/B.
 
-    Each round measures the floor and then the bus, and its ratios compare them
-    within that round; the reported ratio is the median over rounds, so a burst
-    of noise from the rest of the machine skews one round, not the figure.
+    For each profile a bus runs beside the queue floor on the same loop, and
+    ``rounds`` times a block of ``n / rounds`` requests goes to each, one after
+    the other (sequential, then with ``senders`` concurrent senders). Each round
+    yields its own bus/floor ratios; the reported ratio is their median, so a
+    burst of noise from the rest of the machine skews one round, not the figure.
+    Scenario rows sum every round's latencies.
 
     Raises:
         ValueError: an unknown profile name, or ``rounds < 1``.
@@ -263,23 +303,46 @@ async def run_harness(
     if rounds < 1:
         raise ValueError(f"rounds={rounds!r} must be at least 1")
     base = settings or BusSettings()
-    per_round: list[dict[str, ScenarioResult]] = []
-    round_ratios: list[dict[str, float]] = []
+    query = AgentMessage(
+        from_agent="planner", to_agent="worker", tenant_id="bench", payload=PAYLOAD
+    )
+    direct = _Tally()
+
+    async def direct_call() -> dict[str, Any]:
+        return await _echo(query, None)
+
+    await _warm_up(n, direct_call)
+    direct.add(await _sequential(n, direct_call))
+    floor = _QueueFloor()
+    floor_tallies = (_Tally(), _Tally())
+    bus_results: list[ScenarioResult] = []
     pipelines: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="agentbus-bench-") as scratch:
-        for _ in range(rounds):
-            results = await _floor(n, senders)
+    round_ratios: list[dict[str, float]] = [{} for _ in range(rounds)]
+    worker = asyncio.get_running_loop().create_task(floor.worker(), name="bench-floor")
+    try:
+        with tempfile.TemporaryDirectory(prefix="agentbus-bench-") as scratch:
             for profile in profiles:
-                profile_settings = _profile_settings(base, profile, Path(scratch))
-                scenario_results, pipelines[profile] = await _bus_scenarios(
-                    profile_settings, profile, n, senders
+                profile_results, pipelines[profile], profile_ratios = await _profile_run(
+                    _profile_settings(base, profile, Path(scratch)),
+                    profile,
+                    floor,
+                    floor_tallies,
+                    n,
+                    senders,
+                    rounds,
                 )
-                results.extend(scenario_results)
-            by_name = {r.name: r for r in results}
-            per_round.append(by_name)
-            round_ratios.append(_round_ratios(by_name, profiles, senders))
-    names = list(per_round[0])
-    scenarios = [_median_result(name, [r[name] for r in per_round]) for name in names]
+                bus_results.extend(profile_results)
+                for merged, measured in zip(round_ratios, profile_ratios, strict=True):
+                    merged.update(measured)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    scenarios = [
+        direct.result("floor.direct"),
+        floor_tallies[0].result("floor.queue"),
+        floor_tallies[1].result(f"floor.queue x{senders}"),
+        *bus_results,
+    ]
     ratios = {key: statistics.median(r[key] for r in round_ratios) for key in round_ratios[0]}
     return {
         "machine": {

@@ -28,6 +28,9 @@ from .settings import BackpressurePolicy
 from .timers import TimerWheel
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+#: Delivers one envelope; called by the mailbox's worker with the worker's own task
+#: (the handler timeout cancels it), so the callee need not look it up per message.
+Deliver = Callable[["Envelope", "asyncio.Task[Any]"], Awaitable[None]]
 
 
 class Envelope:
@@ -85,7 +88,7 @@ class Mailbox:
         backpressure: BackpressurePolicy,
         put_timeout_s: float,
         idle_linger_s: float,
-        deliver: Callable[[Envelope], Awaitable[None]],
+        deliver: Deliver,
         spawn: Spawn,
         on_drop: Callable[[Envelope], None],
         timers: TimerWheel,
@@ -121,10 +124,17 @@ class Mailbox:
         """Enqueue without waiting; under ``drop_oldest`` make room by dropping an old event."""
         if self.is_closed:
             return PutOutcome.CLOSED
-        if len(self._items) >= self.maxsize and not self._make_room(envelope):
+        items = self._items
+        if len(items) >= self.maxsize and not self._make_room(envelope):
             return PutOutcome.FULL
-        self._items.append(envelope)
-        self._wake_worker()
+        items.append(envelope)
+        # Wake the worker (inline: this runs once per message).
+        if self._worker is None:
+            self._worker = self._spawn(self._run(), f"agentbus:mailbox:{self.agent_id}")
+        else:
+            waiter = self._idle_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
         return PutOutcome.ACCEPTED
 
     async def put_when_full(self, envelope: Envelope) -> PutOutcome:
@@ -171,12 +181,6 @@ class Mailbox:
                 return True
         return False
 
-    def _wake_worker(self) -> None:
-        if self._worker is None:
-            self._worker = self._spawn(self._run(), f"agentbus:mailbox:{self.agent_id}")
-        elif self._idle_waiter is not None:
-            _resolve(self._idle_waiter, True)
-
     def _wake_putter(self) -> None:
         while self._putters:
             waiter = self._putters.popleft()
@@ -186,18 +190,23 @@ class Mailbox:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - _run is only ever spawned as a task
+            raise RuntimeError("a mailbox worker must run as a task")
+        items = self._items
+        deliver = self._deliver
         try:
             while True:
-                while self._items:
-                    envelope = self._items.popleft()
+                while items:
+                    envelope = items.popleft()
                     if self._putters:
                         self._wake_putter()
-                    await self._deliver(envelope)
+                    await deliver(envelope, task)
                 if self.is_closed or self.idle_linger_s <= 0:
                     return
                 waiter: asyncio.Future[bool] = loop.create_future()
                 self._idle_waiter = waiter
-                self._idle_since = loop.time()
+                self._idle_since = self._timers.clock()
                 if not self._linger_pending:
                     # One lazy linger timer per idle *period*, not per message: it re-arms
                     # itself if the worker was busy again in between (see _check_linger).
@@ -219,7 +228,7 @@ class Mailbox:
         if waiter is None:  # busy: the next idle period arms a new timer
             self._linger_pending = False
             return
-        remaining = self._idle_since + self.idle_linger_s - asyncio.get_running_loop().time()
+        remaining = self._idle_since + self.idle_linger_s - self._timers.clock()
         if remaining > 0:
             self._timers.schedule(remaining, self._check_linger)
             return

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
+from typing import Final
 
 from .dead_letters import DeadLetterStore
 from .errors import (
@@ -31,6 +32,10 @@ from .pipeline import Pipeline, StageContext, Verdict, VerdictKind
 from .registry import AgentRecord, AgentRegistry
 
 logger = logging.getLogger(__name__)
+
+#: What an accepted request() gets back from routing when nobody else reads the result:
+#: the caller checks only the status, so no per-message result is built.
+ACCEPTED: Final = DeliveryResult("", DeliveryStatus.DELIVERED)
 
 
 class Router:
@@ -108,7 +113,11 @@ class Router:
         recipient = self._registry.find(to_agent)
         if recipient is None:
             return self.unknown_agent(message, to_agent, "unknown_recipient", started)
-        return self._route(message, sender, recipient, reply, started)
+        # _route's body, inline: this is the one-recipient hot path.
+        verdict = self.pipeline.check(message, StageContext(sender, recipient, message.topic))
+        if not isinstance(verdict, Verdict):
+            return self._route_after(verdict, message, recipient, reply, started)
+        return self._enqueue(verdict, message, recipient, reply, started)
 
     def _route(
         self,
@@ -164,6 +173,10 @@ class Router:
         envelope = Envelope(message, reply)
         outcome = recipient.mailbox.try_put(envelope)
         if outcome is PutOutcome.ACCEPTED:
+            if reply is not None and not self._observers:
+                # A request() reads only the status, and no observer reads the result.
+                self._delivered += 1
+                return ACCEPTED
             return self.finish(message, DeliveryStatus.DELIVERED, (), recipient, started)
         if outcome is PutOutcome.FULL:
             return self._wait_for_room(envelope, recipient, started)

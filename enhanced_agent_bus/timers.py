@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ TimerEntry = tuple[int, int]
 class TimerWheel:
     """Deadlines bucketed by tick, one loop timer per non-empty tick."""
 
-    __slots__ = ("_buckets", "_ids", "_loop", "resolution_s")
+    __slots__ = ("_buckets", "_ids", "_loop", "clock", "resolution_s")
 
     def __init__(self, resolution_s: float = 0.01) -> None:
         if resolution_s <= 0:
@@ -35,17 +36,34 @@ class TimerWheel:
         self.resolution_s = resolution_s
         self._buckets: dict[int, dict[int, tuple[Callable[..., None], tuple[Any, ...]]]] = {}
         self._ids = itertools.count()
+        #: The loop's clock, in seconds: deadlines kept beside the wheel (a handler's,
+        #: an idle worker's) are read on it. Bound to the running loop on first use.
+        self.clock: Callable[[], float] = self._bind_and_read
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        # Bound on first use: a bus lives on the loop that runs it.
+        loop = self._loop = asyncio.get_running_loop()
+        # asyncio's own loops read time.monotonic(); calling it directly skips a
+        # Python-level method call on every read. Other loops (uvloop) keep theirs.
+        if type(loop).time is asyncio.BaseEventLoop.time:
+            self.clock = time.monotonic
+        else:
+            self.clock = loop.time
+        return loop
+
+    def _bind_and_read(self) -> float:
+        self._bind()
+        return self.clock()
 
     def schedule(self, delay_s: float, callback: Callable[..., None], *args: Any) -> TimerEntry:
         """Call ``callback(*args)`` once, no earlier than ``delay_s`` from now."""
         loop = self._loop
         if loop is None:
-            # Bound on first use: a bus lives on the loop that runs it.
-            loop = self._loop = asyncio.get_running_loop()
-        tick = math.ceil((loop.time() + delay_s) / self.resolution_s)
+            loop = self._bind()
+        tick = math.ceil((self.clock() + delay_s) / self.resolution_s)
         bucket = self._buckets.get(tick)
         if bucket is None:
             bucket = self._buckets[tick] = {}

@@ -1,3 +1,5 @@
+import os
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -5,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from enhanced_agent_bus import AgentMessage, DeliveryResult, DeliveryStatus, MessageType, Priority
+from enhanced_agent_bus.models import new_message_id
 
 
 def make(**fields: object) -> AgentMessage:
@@ -27,6 +30,36 @@ def test_defaults() -> None:
 
 def test_message_ids_are_unique() -> None:
     assert len({make().message_id for _ in range(1000)}) == 1000
+
+
+def test_message_ids_are_rfc4122_uuid4_across_many_batches() -> None:
+    # Ids come 256 to a batch: cover several refills, and every position in a batch.
+    ids = [new_message_id() for _ in range(3000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert parsed.hex == value
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_repeats_the_parents_next_ids() -> None:
+    new_message_id()  # the pool now holds ids the child would inherit
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.close(read_end)
+        os.write(write_end, "".join(new_message_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        child = reader.read().decode()
+    os.waitpid(pid, 0)
+    child_ids = {child[i : i + 32] for i in range(0, len(child), 32)}
+    parent_ids = {new_message_id() for _ in range(8)}
+    assert len(child_ids) == 8
+    assert not child_ids & parent_ids
 
 
 def test_round_trips_through_json_losslessly() -> None:
