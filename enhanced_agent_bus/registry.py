@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -58,6 +58,9 @@ class AgentRegistry:
 
     def __init__(self) -> None:
         self._agents: dict[str, AgentRecord] = {}
+        #: The records by agent id, read-only: the routing hot path looks ids up here
+        #: directly (a C-level ``get`` instead of a method call per lookup).
+        self.records: Mapping[str, AgentRecord] = self._agents
         # dicts as ordered sets: delivery order follows subscription order.
         self._by_tenant: dict[str, dict[str, None]] = {}
         self._subscribers: dict[str, dict[str, None]] = {}

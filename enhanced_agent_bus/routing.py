@@ -49,6 +49,7 @@ class Router:
         dead_letter_capacity: int,
     ) -> None:
         self._registry = registry
+        self._records = registry.records
         #: The active pipeline; the bus swaps it on a constitution reload.
         self.pipeline = pipeline
         self._observers = tuple(observers)
@@ -107,10 +108,11 @@ class Router:
         reply: asyncio.Future[AgentMessage] | None,
         started: int,
     ) -> DeliveryResult | Awaitable[DeliveryResult]:
-        sender = self._registry.find(message.from_agent)
+        records = self._records
+        sender = records.get(message.from_agent)
         if sender is None:
             return self.unknown_agent(message, message.from_agent, "unknown_sender", started)
-        recipient = self._registry.find(to_agent)
+        recipient = records.get(to_agent)
         if recipient is None:
             return self.unknown_agent(message, to_agent, "unknown_recipient", started)
         # _route's body, inline: this is the one-recipient hot path.
@@ -158,18 +160,8 @@ class Router:
         reply: asyncio.Future[AgentMessage] | None,
         started: int,
     ) -> DeliveryResult | Awaitable[DeliveryResult]:
-        if verdict.kind is VerdictKind.DENY:
-            return self.finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
-        if verdict.kind is VerdictKind.DELIBERATE:
-            reason = Reason(
-                "deliberation",
-                "deliberation_unavailable",
-                "the message needs deliberation but this bus has no deliberation layer; "
-                "it was denied (fail closed)",
-            )
-            return self.finish(
-                message, DeliveryStatus.DENIED, (*verdict.reasons, reason), recipient, started
-            )
+        if verdict.kind is not VerdictKind.ALLOW:
+            return self._not_allowed(verdict, message, recipient, started)
         envelope = Envelope(message, reply)
         outcome = recipient.mailbox.try_put(envelope)
         if outcome is PutOutcome.ACCEPTED:
@@ -181,6 +173,21 @@ class Router:
         if outcome is PutOutcome.FULL:
             return self._wait_for_room(envelope, recipient, started)
         return self._mailbox_refused(outcome, message, recipient, started)
+
+    def _not_allowed(
+        self, verdict: Verdict, message: AgentMessage, recipient: AgentRecord, started: int
+    ) -> DeliveryResult:
+        if verdict.kind is VerdictKind.DENY:
+            return self.finish(message, DeliveryStatus.DENIED, verdict.reasons, recipient, started)
+        reason = Reason(
+            "deliberation",
+            "deliberation_unavailable",
+            "the message needs deliberation but this bus has no deliberation layer; "
+            "it was denied (fail closed)",
+        )
+        return self.finish(
+            message, DeliveryStatus.DENIED, (*verdict.reasons, reason), recipient, started
+        )
 
     async def _wait_for_room(
         self, envelope: Envelope, recipient: AgentRecord, started: int
