@@ -156,8 +156,13 @@ def bench(
         typer.Option(help=f"Bus profiles to run (default: all of {', '.join(PROFILES)})."),
     ] = None,
     rounds: Annotated[
-        int, typer.Option(min=1, max=50, help="Rounds; ratios are the median over rounds.")
-    ] = 3,
+        int,
+        typer.Option(
+            min=1,
+            max=200,
+            help="Interleaved rounds per profile; ratios are the median over rounds.",
+        ),
+    ] = 10,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
@@ -174,7 +179,7 @@ def bench(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     table = Table(
-        title=f"agent-bus bench (n={n}, {senders} concurrent senders, median of {rounds} rounds)"
+        title=f"agent-bus bench (n={n} per scenario, {senders} concurrent senders, {rounds} rounds)"
     )
     for column in ("scenario", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs"):
         table.add_column(column, justify="left" if column == "scenario" else "right")

@@ -63,6 +63,10 @@ class Priority(StrEnum):
 
 
 _IDS_PER_BATCH: Final = 256
+_ID_SLICES: Final = tuple(slice(i, i + 32) for i in range(0, 32 * _IDS_PER_BATCH, 32))
+# Byte maps that set the uuid4 version nibble and the RFC 4122 variant bits.
+_UUID4_VERSION: Final = bytes((b & 0x0F) | 0x40 for b in range(256))
+_UUID4_VARIANT: Final = bytes((b & 0x3F) | 0x80 for b in range(256))
 
 
 class _IdPool:
@@ -78,11 +82,11 @@ class _IdPool:
 
     def refill(self) -> list[str]:
         raw = bytearray(os.urandom(16 * _IDS_PER_BATCH))
-        raw[6::16] = bytes([(b & 0x0F) | 0x40 for b in raw[6::16]])  # version 4
-        raw[8::16] = bytes([(b & 0x3F) | 0x80 for b in raw[8::16]])  # RFC 4122 variant
+        raw[6::16] = raw[6::16].translate(_UUID4_VERSION)
+        raw[8::16] = raw[8::16].translate(_UUID4_VARIANT)
         text = raw.hex()
         # A new list, not a refill in place: a thread still popping the old one is unaffected.
-        self.ids = ids = [text[i : i + 32] for i in range(0, len(text), 32)]
+        self.ids = ids = list(map(text.__getitem__, _ID_SLICES))
         return ids
 
     def reset(self) -> None:

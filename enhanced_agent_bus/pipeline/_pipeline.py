@@ -33,10 +33,12 @@ class Pipeline:
     closed and a message is never delivered because of an exception.
     """
 
-    __slots__ = ("_count", "_stages", "_timer", "names")
+    __slots__ = ("_checks", "_count", "_stages", "_timer", "names")
 
     def __init__(self, stages: Sequence[ValidationStage], timer: StageTimer | None = None) -> None:
         self._stages = tuple(stages)
+        # Bound once, not per message and stage.
+        self._checks = tuple(stage.check for stage in self._stages)
         self._count = len(self._stages)
         self._timer = timer
         self.names = tuple(stage.name for stage in self._stages)
@@ -82,18 +84,19 @@ class Pipeline:
     def _from(
         self, index: int, message: AgentMessage, ctx: StageContext, deliberate: Verdict | None
     ) -> Verdict | Awaitable[Verdict]:
-        stages = self._stages
+        checks = self._checks
         count = self._count
         while index < count:
-            stage = stages[index]
+            check = checks[index]
             index += 1
             try:
-                verdict = stage.check(message, ctx)
+                verdict = check(message, ctx)
             except Exception as exc:
-                return _stage_error(stage, message, exc)
+                return _stage_error(self._stages[index - 1], message, exc)
             if verdict is ALLOW:
                 continue
             if not isinstance(verdict, Verdict):
+                stage = self._stages[index - 1]
                 return self._resume(verdict, stage, index, message, ctx, deliberate)
             if verdict.kind is VerdictKind.DENY:
                 return verdict
