@@ -1,8 +1,10 @@
 """The load harness behind ``agent-bus bench``: the bus against a plain-asyncio floor, in one run.
 
 Machines are noisy, so absolute numbers drift; what is comparable across runs
-is the *ratio* of each bus scenario to the floor measured in the same process
-a moment earlier. Every scenario reports msgs/s and p50/p99/p99.9 latency (µs).
+is the *ratio* of each bus scenario to the floor, measured in the same process
+in interleaved rounds (a block of floor requests, then a block of bus requests,
+and so on) and reported as the median of the per-round ratios. Every scenario
+reports msgs/s and p50/p99/p99.9 latency (µs).
 
 Floors:
 - ``floor.direct``: ``await handler(message, None)`` — the cost of a coroutine call.
@@ -165,9 +167,9 @@ class _QueueFloor:
 #: ``full``: the default constitution's Rego policy behind the decision cache, audit and
 #: metering to SQLite, Prometheus metrics — what ``AgentBus()`` runs. The ``full-no-*``
 #: profiles show what each feature costs a request. (The with/without overhead of a
-#: feature on ``send_message`` is measured interleaved, round by round, in
-#: ``benchmarks/bench_bus_overhead.py``: profiles here run seconds apart, and this
-#: machine's speed drifts more than the few per cent being measured.)
+#: feature on ``send_message`` is measured bus against bus, interleaved, in
+#: ``benchmarks/bench_bus_overhead.py``: profiles here are each interleaved with the
+#: floor, not with each other, and run seconds apart.)
 PROFILES: Final = ("core", "full", "full-no-metrics", "full-no-audit")
 
 
