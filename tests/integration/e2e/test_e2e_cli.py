@@ -148,3 +148,30 @@ def test_constitution_hash_matches_the_loaded_bundle() -> None:
     assert lines[0] == load_bundle().hash
     assert "  data.json" in lines
     assert "  agentbus/authz.rego" in lines
+
+
+def test_bench_reports_interleaved_ratios_as_a_table_and_json(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    outcome = run(
+        "bench", "-n", "400", "--senders", "10", "--rounds", "2", "--profile", "core",
+        "--json", str(report),
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    assert "floor.queue x10" in outcome.output
+    assert "core: request msgs/s vs queue floor:" in outcome.output
+    results = orjson.loads(report.read_bytes())
+    assert results["rounds"] == 2
+    assert len(results["ratios_per_round"]) == 2
+    assert set(results["pipelines"]) == {"core"}
+    rows = {row["name"]: row for row in results["scenarios"]}
+    # Two interleaved rounds of n/rounds requests each add up to n per scenario.
+    assert rows["core: request"]["operations"] == 400
+    assert rows["floor.queue"]["operations"] == 400
+    for ratios in results["ratios_per_round"]:
+        assert ratios["core: request msgs/s vs queue floor"] > 0
+
+
+def test_bench_names_an_unknown_profile() -> None:
+    outcome = run("bench", "-n", "100", "--profile", "turbo")
+    assert outcome.exit_code == 2
+    assert "unknown profiles ['turbo']" in outcome.output

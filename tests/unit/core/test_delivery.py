@@ -212,3 +212,27 @@ async def test_a_stop_cancellation_is_not_mistaken_for_a_handler_timeout(bundle:
     await started.wait()
     await bus.stop()
     assert [d.code for d in bus.dead_letters()] == ["cancelled"]
+
+
+async def test_a_handler_can_still_request_while_the_bus_drains(bundle: Path) -> None:
+    answers: list[object] = []
+
+    async def asker(message: AgentMessage, context: AgentContext) -> None:
+        await asyncio.sleep(0.02)  # stop() begins meanwhile
+        assert context.bus.state.value == "draining"
+        reply = await context.request("answerer", {"q": "still there?"})
+        answers.append(reply.payload)
+
+    async def answerer(message: AgentMessage, context: AgentContext) -> dict[str, str]:
+        return {"a": "yes"}
+
+    bus = AgentBus(BusSettings(constitution_path=bundle, drain_timeout_s=5))
+    await bus.start()
+    await bus.register_agent("s", Recorder(), tenant_id="t")
+    await bus.register_agent("asker", asker, tenant_id="t")
+    await bus.register_agent("answerer", answerer, tenant_id="t")
+    await bus.send_message(bus.message("s", "asker"))
+    await asyncio.sleep(0)  # the asker's worker starts
+    await bus.stop()
+    assert answers == [{"a": "yes"}]
+    assert bus.dead_letters() == []
