@@ -195,7 +195,10 @@ def bench(
     for name, stages in results["pipelines"].items():
         console.print(f"pipeline {name}: {' → '.join(stages)}")
     for name, value in results["ratios"].items():
-        console.print(f"{name}: {value:.2f} (median of {rounds} rounds)")
+        low, high = results["ratio_middle_half"][name]
+        console.print(
+            f"{name}: {value:.2f} (median of {rounds} rounds; middle half {low:.2f} to {high:.2f})"
+        )
     if json_file is not None:
         json_file.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_file}")

@@ -130,6 +130,14 @@ class _Tally:
         return _summarize(name, self.latencies, self.ns / 1e9)
 
 
+def _middle_half(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles of ``values`` (both the value itself for one round)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    quartiles = statistics.quantiles(values, n=4, method="inclusive")
+    return quartiles[0], quartiles[2]
+
+
 def _rate(measured: tuple[list[int], int]) -> float:
     return len(measured[0]) / measured[1] if measured[1] else 0.0
 
@@ -355,6 +363,7 @@ async def run_harness(
         *bus_results,
     ]
     ratios = {key: statistics.median(r[key] for r in round_ratios) for key in round_ratios[0]}
+    spreads = {key: _middle_half([r[key] for r in round_ratios]) for key in round_ratios[0]}
     return {
         "machine": {
             "python": sys.version.split()[0],
@@ -369,5 +378,7 @@ async def run_harness(
         "rounds": rounds,
         "scenarios": [asdict(r) for r in scenarios],
         "ratios": ratios,
+        #: The interquartile range of each ratio over the rounds: how much a round moves.
+        "ratio_middle_half": spreads,
         "ratios_per_round": round_ratios,
     }

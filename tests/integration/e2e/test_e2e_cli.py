@@ -167,8 +167,13 @@ def test_bench_reports_interleaved_ratios_as_a_table_and_json(tmp_path: Path) ->
     # Two interleaved rounds of n/rounds requests each add up to n per scenario.
     assert rows["core: request"]["operations"] == 400
     assert rows["floor.queue"]["operations"] == 400
-    for ratios in results["ratios_per_round"]:
-        assert ratios["core: request msgs/s vs queue floor"] > 0
+    key = "core: request msgs/s vs queue floor"
+    per_round = sorted(ratios[key] for ratios in results["ratios_per_round"])
+    assert per_round[0] > 0
+    low, high = results["ratio_middle_half"][key]
+    assert per_round[0] <= low <= results["ratios"][key] <= high <= per_round[-1]
+    assert f"{key}: " in outcome.output
+    assert "middle half" in outcome.output
 
 
 def test_bench_names_an_unknown_profile() -> None:
