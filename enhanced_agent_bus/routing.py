@@ -115,11 +115,7 @@ class Router:
         recipient = records.get(to_agent)
         if recipient is None:
             return self.unknown_agent(message, to_agent, "unknown_recipient", started)
-        # _route's body, inline: this is the one-recipient hot path.
-        verdict = self.pipeline.check(message, StageContext(sender, recipient, message.topic))
-        if not isinstance(verdict, Verdict):
-            return self._route_after(verdict, message, recipient, reply, started)
-        return self._enqueue(verdict, message, recipient, reply, started)
+        return self._route(message, sender, recipient, reply, started)
 
     def _route(
         self,
