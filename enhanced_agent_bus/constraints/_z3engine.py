@@ -303,13 +303,13 @@ class Z3Checker:
         for _slot, variable, bind in runtime.other_slots:
             value = bind(message, sender, recipient)
             if value is MISSING or type(value) is BadValue:
+                if runtime.constraint.when is None:
+                    outcome[index] = input_reason(runtime.constraint, variable, value)
+                    return None
                 problem = problem or (variable, value)
                 continue
             values[variable.name] = value
         if problem is not None:
-            if runtime.constraint.when is None:
-                outcome[index] = input_reason(runtime.constraint, *problem)
-                return None
             # Whether the constraint selects the message is all Z3 must decide now (if
             # it does, the bad input is the reason), and that rests on the selector's
             # variables alone. Pin the unbound rest so Z3 gets a ground problem: a free
